@@ -1,0 +1,129 @@
+//! gatehouse configuration: TOML files in, a compiled [`Snapshot`] and the Gateway API
+//! [`Status`] of every resource out, or every located error of the load.
+//!
+//! ```text
+//! files ─▶ parse (decode + schema rules) ─▶ Document ─▶ resolve (references, attachment,
+//!          │                                   conditions) ─▶ compile ─▶ Snapshot + Status
+//!          └─▶ Diagnostics (file:line:column: key path: message)
+//! ```
+//!
+//! Errors are what Kubernetes' API server would refuse (unknown keys, wrong types, invalid
+//! values, the Gateway API's CEL rules, duplicate names): a set with any of them is rejected
+//! whole. Everything the Gateway API expresses as status (a missing backend, a route that
+//! matches no listener, a bad certificate) is not an error: the set applies, and the
+//! conditions say what is wrong.
+//!
+//! The crate reads no files itself: the caller passes the configuration files' text, and a
+//! [`FileReader`] for the certificate and key files that Secrets name.
+
+mod decode;
+pub mod diag;
+mod parse;
+pub mod raw;
+mod resolve;
+pub mod validate;
+
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use gatehouse_model::{Snapshot, Status};
+pub use resolve::FileReader;
+
+use diag::KeyPath;
+use raw::{Document, Meta};
+use std::collections::HashMap;
+
+/// The name of the main configuration file, the only one that may hold daemon settings.
+pub const MAIN_FILE: &str = "gatehouse.toml";
+
+/// A configuration that loaded: what to serve, and the status of every resource.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    pub status: Status,
+}
+
+/// Parses every file (the first one is `gatehouse.toml`) into one document, or returns every
+/// error found.
+pub fn parse(files: &[SourceFile]) -> Result<Document, Diagnostics> {
+    let mut doc = Document::default();
+    let mut diags = Vec::new();
+    let mut order = 0;
+    for (i, f) in files.iter().enumerate() {
+        parse::parse_file(i, f, i == 0, &mut doc, &mut order, &mut diags);
+    }
+    check_duplicates(files, &doc, &mut diags);
+    if diags.is_empty() {
+        Ok(doc)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// Parses, resolves and compiles a configuration. `generation` numbers the result.
+pub fn load(
+    files: &[SourceFile],
+    reader: &dyn FileReader,
+    generation: u64,
+) -> Result<Loaded, Diagnostics> {
+    let doc = parse(files)?;
+    let (snapshot, status) = resolve::resolve(&doc, reader, generation);
+    Ok(Loaded { snapshot, status })
+}
+
+/// Two resources of one kind with one namespace and name: the later one is an error.
+fn check_duplicates(files: &[SourceFile], doc: &Document, diags: &mut Vec<diag::Diagnostic>) {
+    let metas = doc
+        .gateway_classes
+        .iter()
+        .map(|r| &r.meta)
+        .chain(doc.gateways.iter().map(|r| &r.meta))
+        .chain(doc.http_routes.iter().map(|r| &r.meta))
+        .chain(doc.tls_routes.iter().map(|r| &r.meta))
+        .chain(doc.reference_grants.iter().map(|r| &r.meta))
+        .chain(doc.services.iter().map(|r| &r.meta))
+        .chain(doc.secrets.iter().map(|r| &r.meta))
+        .chain(doc.namespaces.iter().map(|r| &r.meta))
+        .chain(doc.pools.iter().map(|r| &r.meta));
+    let mut sorted: Vec<&Meta> = metas.collect();
+    sorted.sort_by_key(|m| m.order);
+    let mut seen: HashMap<gatehouse_model::ResourceKey, &Meta> = HashMap::new();
+    let mut found = Vec::new();
+    for m in sorted {
+        let src = &files[m.file];
+        let path = KeyPath::root(m.key().to_string());
+        if m.kind == gatehouse_model::Kind::GatewayClass
+            && m.name == resolve::gateways::BUILTIN_CLASS
+        {
+            found.push(src.diagnostic(
+                m.offset,
+                &path,
+                "the GatewayClass \"gatehouse\" is built in and cannot be redeclared",
+            ));
+            continue;
+        }
+        match seen.get(&m.key()) {
+            Some(first) => {
+                let (line, column) = files[first.file].line_col(first.offset);
+                found.push(src.diagnostic(
+                    m.offset,
+                    &path,
+                    format!(
+                        "duplicate {}: first declared at {}:{line}:{column}",
+                        m.key(),
+                        files[first.file].name
+                    ),
+                ));
+            }
+            None => {
+                seen.insert(m.key(), m);
+            }
+        }
+    }
+    diags.extend(found);
+    diags.sort_by_key(|d| {
+        let file = files
+            .iter()
+            .position(|f| f.name == d.file)
+            .unwrap_or(usize::MAX);
+        (file, d.line, d.column)
+    });
+}

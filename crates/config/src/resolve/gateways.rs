@@ -1,0 +1,491 @@
+//! GatewayClasses, Gateways and their listeners: which are accepted, which conflict, which
+//! have usable certificates, and the conditions that say so.
+
+use super::grants::{self, permitted};
+use super::{FileReader, Problem};
+use crate::raw::{Document, Gateway, GatewayClass, Listener, Secret, TlsMode};
+use gatehouse_model::listener::Protocol;
+use gatehouse_model::resource::{CORE_GROUP, GATEWAY_GROUP};
+use gatehouse_model::status::{
+    CONTROLLER_NAME, Condition, GatewayAddress, GatewayClassStatus, RouteGroupKind, condition,
+    reason,
+};
+use gatehouse_model::tls::Certificate;
+use gatehouse_model::{Kind, ResourceKey};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The name of the GatewayClass that always exists.
+pub const BUILTIN_CLASS: &str = "gatehouse";
+
+/// What resolution found out about one listener.
+#[derive(Debug)]
+pub(crate) struct ResolvedListener {
+    pub gateway: usize,
+    pub index: usize,
+    /// `None` when gatehouse does not serve the protocol (or mode).
+    pub protocol: Option<Protocol>,
+    pub supported_kinds: Vec<RouteGroupKind>,
+    pub accepted: Result<(), Problem>,
+    pub resolved_refs: Result<(), Problem>,
+    pub conflict: Option<Problem>,
+    pub certificates: Vec<Arc<Certificate>>,
+    pub attached_routes: u32,
+}
+
+impl ResolvedListener {
+    /// Whether the data plane serves this listener.
+    pub fn programmed(&self) -> Result<(), Problem> {
+        if let Some(c) = &self.conflict {
+            return Err(Problem::new(reason::INVALID, c.message.clone()));
+        }
+        if let Err(p) = &self.accepted {
+            return Err(Problem::new(reason::INVALID, p.message.clone()));
+        }
+        if self.protocol == Some(Protocol::HTTPS) && self.certificates.is_empty() {
+            let why = match &self.resolved_refs {
+                Err(p) => p.message.clone(),
+                Ok(()) => "no usable certificate".to_string(),
+            };
+            return Err(Problem::new(reason::INVALID, why));
+        }
+        Ok(())
+    }
+
+    pub fn allows_kind(&self, kind: Kind) -> bool {
+        self.supported_kinds
+            .iter()
+            .any(|k| k.group == GATEWAY_GROUP && k.kind == kind.as_str())
+    }
+}
+
+/// What resolution found out about one Gateway.
+#[derive(Debug)]
+pub(crate) struct ResolvedGateway {
+    /// Whether the Gateway belongs to gatehouse and is usable at all.
+    pub accepted: Result<(), Problem>,
+    pub addresses: Vec<IpAddr>,
+}
+
+pub(crate) fn gateway_class_status(classes: &[GatewayClass]) -> Vec<GatewayClassStatus> {
+    let builtin = GatewayClassStatus {
+        key: ResourceKey::new(Kind::GatewayClass, "", BUILTIN_CLASS),
+        controller_name: CONTROLLER_NAME.to_string(),
+        conditions: vec![
+            Condition::new(
+                condition::ACCEPTED,
+                true,
+                reason::ACCEPTED,
+                "built-in GatewayClass",
+            ),
+            Condition::new(
+                condition::SUPPORTED_VERSION,
+                true,
+                reason::SUPPORTED_VERSION,
+                "Gateway API v1",
+            ),
+        ],
+    };
+    let declared = classes
+        .iter()
+        .filter(|c| c.controller_name == CONTROLLER_NAME)
+        .map(|c| {
+            let accepted = if c.has_parameters_ref {
+                Condition::new(
+                    condition::ACCEPTED,
+                    false,
+                    reason::INVALID_PARAMETERS,
+                    "gatehouse takes no GatewayClass parameters",
+                )
+            } else {
+                Condition::new(condition::ACCEPTED, true, reason::ACCEPTED, "")
+            };
+            GatewayClassStatus {
+                key: c.meta.key(),
+                controller_name: c.controller_name.clone(),
+                conditions: vec![
+                    accepted,
+                    Condition::new(
+                        condition::SUPPORTED_VERSION,
+                        true,
+                        reason::SUPPORTED_VERSION,
+                        "Gateway API v1",
+                    ),
+                ],
+            }
+        });
+    std::iter::once(builtin).chain(declared).collect()
+}
+
+/// Whether a Gateway is gatehouse's to serve, and its addresses.
+pub(crate) fn resolve_gateway(doc: &Document, gw: &Gateway) -> ResolvedGateway {
+    let class = doc
+        .gateway_classes
+        .iter()
+        .find(|c| c.meta.name == gw.class_name);
+    let accepted = match (gw.class_name.as_str(), class) {
+        (BUILTIN_CLASS, _) => Ok(()),
+        (name, None) => Err(Problem::new(
+            reason::INVALID,
+            format!("GatewayClass \"{name}\" does not exist"),
+        )),
+        (name, Some(c)) if c.controller_name != CONTROLLER_NAME => Err(Problem::new(
+            reason::NOT_RECONCILED,
+            format!(
+                "GatewayClass \"{name}\" belongs to controller \"{}\", not {CONTROLLER_NAME}",
+                c.controller_name
+            ),
+        )),
+        (name, Some(c)) if c.has_parameters_ref => Err(Problem::new(
+            reason::INVALID_PARAMETERS,
+            format!(
+                "GatewayClass \"{name}\" is not accepted: gatehouse takes no GatewayClass parameters"
+            ),
+        )),
+        _ => Ok(()),
+    };
+    let accepted = accepted.and_then(|()| {
+        if gw.has_infrastructure_parameters_ref {
+            return Err(Problem::new(
+                reason::INVALID_PARAMETERS,
+                "infrastructure.parametersRef is not supported",
+            ));
+        }
+        match gw.addresses.iter().find(|a| a.kind != "IPAddress") {
+            Some(a) => Err(Problem::new(
+                reason::UNSUPPORTED_ADDRESS,
+                format!(
+                    "address type \"{}\" is not supported; use IPAddress",
+                    a.kind
+                ),
+            )),
+            None => Ok(()),
+        }
+    });
+    let addresses = gw
+        .addresses
+        .iter()
+        .filter_map(|a| a.value.parse().ok())
+        .collect();
+    ResolvedGateway {
+        accepted,
+        addresses,
+    }
+}
+
+pub(crate) fn status_addresses(gw: &Gateway) -> Vec<GatewayAddress> {
+    gw.addresses
+        .iter()
+        .map(|a| GatewayAddress {
+            kind: a.kind.clone(),
+            value: a.value.clone(),
+        })
+        .collect()
+}
+
+fn kind(group: &str, kind: Kind) -> RouteGroupKind {
+    RouteGroupKind {
+        group: group.to_string(),
+        kind: kind.as_str().to_string(),
+    }
+}
+
+/// Reads and parses the certificates of Secrets, once per Secret.
+pub(crate) struct CertificateCache<'r> {
+    reader: &'r dyn FileReader,
+    loaded: HashMap<ResourceKey, Result<Arc<Certificate>, String>>,
+}
+
+impl<'r> CertificateCache<'r> {
+    pub fn new(reader: &'r dyn FileReader) -> Self {
+        CertificateCache {
+            reader,
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn load(&mut self, secret: &Secret) -> Result<Arc<Certificate>, String> {
+        let reader = self.reader;
+        self.loaded
+            .entry(secret.meta.key())
+            .or_insert_with(|| load_certificate(reader, secret).map(Arc::new))
+            .clone()
+    }
+}
+
+fn load_certificate(reader: &dyn FileReader, secret: &Secret) -> Result<Certificate, String> {
+    if secret.secret_type != "kubernetes.io/tls" {
+        return Err(format!(
+            "Secret type is \"{}\", not \"kubernetes.io/tls\"",
+            secret.secret_type
+        ));
+    }
+    let (Some(cert_file), Some(key_file)) = (&secret.cert_file, &secret.key_file) else {
+        return Err("Secret needs certFile and keyFile".into());
+    };
+    let read = |p: &std::path::Path| {
+        reader
+            .read(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let cert_pem = read(cert_file)?;
+    let key_pem = read(key_file)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: malformed PEM: {e}", cert_file.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{}: no CERTIFICATE block found",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => format!(
+            "{}: no private key found (PKCS#8, PKCS#1 or SEC1 PEM)",
+            key_file.display()
+        ),
+        e => format!("{}: malformed PEM: {e}", key_file.display()),
+    })?;
+    Ok(Certificate {
+        secret: secret.meta.key(),
+        chain,
+        key,
+    })
+}
+
+/// Resolves one listener: protocol, route kinds and certificates (conflicts come later).
+pub(crate) fn resolve_listener(
+    doc: &Document,
+    certs: &mut CertificateCache<'_>,
+    gateway: usize,
+    index: usize,
+) -> ResolvedListener {
+    let gw = &doc.gateways[gateway];
+    let l: &Listener = &gw.listeners[index];
+    let mode = l.tls.as_ref().map(|t| t.mode);
+    let (protocol, accepted) = match (l.protocol.as_str(), mode) {
+        ("HTTP", _) => (Some(Protocol::HTTP), Ok(())),
+        ("HTTPS", _) => (Some(Protocol::HTTPS), Ok(())),
+        ("TLS", Some(TlsMode::Passthrough)) => (Some(Protocol::TLS), Ok(())),
+        ("TLS", _) => (
+            None,
+            Err(Problem::new(
+                reason::UNSUPPORTED_VALUE,
+                "TLS listeners with mode Terminate are not supported; use protocol HTTPS to terminate TLS",
+            )),
+        ),
+        (p, _) => (
+            None,
+            Err(Problem::new(
+                reason::UNSUPPORTED_PROTOCOL,
+                format!("protocol \"{p}\" is not supported; gatehouse serves HTTP, HTTPS and TLS"),
+            )),
+        ),
+    };
+    let valid_kinds: &[Kind] = match protocol {
+        Some(Protocol::HTTP) | Some(Protocol::HTTPS) => &[Kind::HTTPRoute],
+        Some(Protocol::TLS) => &[Kind::TLSRoute],
+        None => &[],
+    };
+    let mut supported_kinds = Vec::new();
+    let mut invalid_kinds = Vec::new();
+    match &l.allowed_routes.kinds {
+        None => supported_kinds.extend(valid_kinds.iter().map(|k| kind(GATEWAY_GROUP, *k))),
+        Some(kinds) => {
+            for (group, name) in kinds {
+                let valid =
+                    group == GATEWAY_GROUP && valid_kinds.iter().any(|k| k.as_str() == name);
+                if valid {
+                    if !supported_kinds
+                        .iter()
+                        .any(|k: &RouteGroupKind| k.kind == *name)
+                    {
+                        supported_kinds.push(RouteGroupKind {
+                            group: group.clone(),
+                            kind: name.clone(),
+                        });
+                    }
+                } else {
+                    invalid_kinds.push(if group.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{group}/{name}")
+                    });
+                }
+            }
+        }
+    }
+    let mut resolved_refs = if invalid_kinds.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            reason::INVALID_ROUTE_KINDS,
+            format!(
+                "route kinds not supported on a {} listener: {}",
+                l.protocol,
+                invalid_kinds.join(", ")
+            ),
+        ))
+    };
+    let mut certificates = Vec::new();
+    if protocol == Some(Protocol::HTTPS) {
+        let refs = l
+            .tls
+            .as_ref()
+            .map(|t| t.certificate_refs.as_slice())
+            .unwrap_or(&[]);
+        let mut problems: Vec<Problem> = Vec::new();
+        for r in refs {
+            let ns = r.namespace.as_deref().unwrap_or(&gw.meta.namespace);
+            let display = format!("{}/{}", ns, r.name);
+            if r.group != CORE_GROUP || r.kind != "Secret" {
+                problems.push(Problem::new(
+                    reason::INVALID_CERTIFICATE_REF,
+                    format!(
+                        "certificateRef {display}: group \"{}\" kind \"{}\" is not a Secret",
+                        r.group, r.kind
+                    ),
+                ));
+                continue;
+            }
+            let from = grants::From {
+                group: GATEWAY_GROUP,
+                kind: "Gateway",
+                namespace: &gw.meta.namespace,
+            };
+            let to = grants::To {
+                group: CORE_GROUP,
+                kind: "Secret",
+                namespace: ns,
+                name: &r.name,
+            };
+            if !permitted(&doc.reference_grants, from, to) {
+                problems.push(Problem::new(
+                    reason::REF_NOT_PERMITTED,
+                    format!("certificateRef {display}: no ReferenceGrant in namespace \"{ns}\" allows this Gateway to use it"),
+                ));
+                continue;
+            }
+            let Some(secret) = doc
+                .secrets
+                .iter()
+                .find(|s| s.meta.namespace == ns && s.meta.name == r.name)
+            else {
+                problems.push(Problem::new(
+                    reason::INVALID_CERTIFICATE_REF,
+                    format!("certificateRef {display}: Secret not found"),
+                ));
+                continue;
+            };
+            match certs.load(secret) {
+                Ok(c) => certificates.push(c),
+                Err(e) => problems.push(Problem::new(
+                    reason::INVALID_CERTIFICATE_REF,
+                    format!("certificateRef {display}: {e}"),
+                )),
+            }
+        }
+        if let Some(first) = problems.first() {
+            let message = problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            resolved_refs = Err(Problem::new(first.reason, message));
+            // A listener with any bad certificate is not programmed: serving with the rest
+            // would present certificates the operator did not intend for some names.
+            certificates.clear();
+        }
+    }
+    ResolvedListener {
+        gateway,
+        index,
+        protocol,
+        supported_kinds,
+        accepted,
+        resolved_refs,
+        conflict: None,
+        certificates,
+        attached_routes: 0,
+    }
+}
+
+/// Marks listeners that cannot share their port with another one. Listeners conflict when
+/// they are on the same port of an overlapping set of addresses (a Gateway without addresses
+/// is on every address) and either one is plaintext while the other is TLS
+/// (`ProtocolConflict`), or both would be selected by the same hostname (`HostnameConflict`).
+pub(crate) fn mark_conflicts(
+    doc: &Document,
+    gateways: &[ResolvedGateway],
+    listeners: &mut [ResolvedListener],
+) {
+    let n = listeners.len();
+    let mut conflicts: Vec<Option<Problem>> = (0..n).map(|_| None).collect();
+    for i in 0..n {
+        for j in 0..n {
+            if i == j {
+                continue;
+            }
+            let (a, b) = (&listeners[i], &listeners[j]);
+            let (Some(pa), Some(pb)) = (a.protocol, b.protocol) else {
+                continue;
+            };
+            if gateways[a.gateway].accepted.is_err() || gateways[b.gateway].accepted.is_err() {
+                continue;
+            }
+            let la = &doc.gateways[a.gateway].listeners[a.index];
+            let lb = &doc.gateways[b.gateway].listeners[b.index];
+            if la.port != lb.port {
+                continue;
+            }
+            let (ga, gb) = (
+                &gateways[a.gateway].addresses,
+                &gateways[b.gateway].addresses,
+            );
+            let overlap = ga.is_empty() || gb.is_empty() || ga.iter().any(|x| gb.contains(x));
+            if !overlap {
+                continue;
+            }
+            let other = format!(
+                "listener \"{}\" of {}",
+                lb.name,
+                doc.gateways[b.gateway].meta.key()
+            );
+            let problem = if pa.is_tls() != pb.is_tls() {
+                Some(Problem::new(
+                    reason::PROTOCOL_CONFLICT,
+                    format!(
+                        "port {} is also used by {other} with protocol {}",
+                        la.port, lb.protocol
+                    ),
+                ))
+            } else if la.hostname == lb.hostname {
+                let host = la
+                    .hostname
+                    .as_ref()
+                    .map_or("no hostname".to_string(), |h| format!("hostname \"{h}\""));
+                Some(Problem::new(
+                    reason::HOSTNAME_CONFLICT,
+                    format!("port {} with {host} is also used by {other}", la.port),
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                // Protocol conflicts outrank hostname conflicts in the message.
+                let keep = conflicts[i]
+                    .as_ref()
+                    .is_some_and(|c| c.reason == reason::PROTOCOL_CONFLICT);
+                if !keep {
+                    conflicts[i] = Some(p);
+                }
+            }
+        }
+    }
+    for (l, c) in listeners.iter_mut().zip(conflicts) {
+        l.conflict = c;
+    }
+}

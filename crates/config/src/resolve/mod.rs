@@ -1,0 +1,642 @@
+//! Resolution and compilation: references, attachment and conditions, then the Snapshot.
+//!
+//! The steps, in order:
+//! 1. GatewayClasses, then Gateways: is each gatehouse's, with usable addresses?
+//! 2. Listeners: protocol, route kinds, certificates ([`gateways`]); then conflicts between
+//!    listeners sharing a port.
+//! 3. Routes: attachment through each parentRef and backend resolution ([`routes`]); every
+//!    accepted attachment counts in its listener's `attachedRoutes`.
+//! 4. Status for every resource, and the Snapshot: programmed listeners with their route
+//!    tables in precedence order.
+
+pub(crate) mod gateways;
+pub(crate) mod grants;
+pub(crate) mod routes;
+
+use crate::raw::{self, Document, RawFilters};
+use gatehouse_model::backend::{Backend, BackendTarget, Backends, Service, Unresolved};
+use gatehouse_model::filter::{Filters, Mirror};
+use gatehouse_model::hostname::intersect;
+use gatehouse_model::http::{HttpEntry, HttpRouteTable, HttpRule, RouteOrder, RuleRef, Timeouts};
+use gatehouse_model::listener::{Listener, ListenerKind, Protocol};
+use gatehouse_model::snapshot::{IpPool, PortGroup, Vip};
+use gatehouse_model::status::{
+    CONTROLLER_NAME, Condition, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
+    Status, condition, reason,
+};
+use gatehouse_model::tls::{SniTable, TlsRule};
+use gatehouse_model::{Kind, Snapshot};
+use gateways::{CertificateCache, ResolvedGateway, ResolvedListener};
+use routes::{Attachment, RouteInfo};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Reads the certificate and key files that Secrets name.
+pub trait FileReader {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+}
+
+impl<F: Fn(&Path) -> io::Result<Vec<u8>>> FileReader for F {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self(path)
+    }
+}
+
+/// A condition reason and the message explaining it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Several problems as one condition: the first one's reason, every message.
+fn merge(problems: &[Problem]) -> Option<Problem> {
+    let first = problems.first()?;
+    let mut messages: Vec<&str> = Vec::new();
+    for p in problems {
+        if !messages.contains(&p.message.as_str()) {
+            messages.push(&p.message);
+        }
+    }
+    Some(Problem::new(first.reason, messages.join("; ")))
+}
+
+fn cond(kind: &str, r: &Result<(), Problem>, ok_reason: &str) -> Condition {
+    match r {
+        Ok(()) => Condition::new(kind, true, ok_reason, ""),
+        Err(p) => Condition::new(kind, false, p.reason, p.message.clone()),
+    }
+}
+
+/// A route's compiled rules and what its references resolved to.
+struct CompiledRoute<R> {
+    rules: Vec<Arc<R>>,
+    problems: Vec<Problem>,
+}
+
+/// Resolves and compiles a whole document.
+pub(crate) fn resolve(
+    doc: &Document,
+    reader: &dyn FileReader,
+    generation: u64,
+) -> (Snapshot, Status) {
+    let mut status = Status {
+        gateway_classes: gateways::gateway_class_status(&doc.gateway_classes),
+        ..Status::default()
+    };
+
+    // 1-2. Gateways and listeners.
+    let resolved_gateways: Vec<ResolvedGateway> = doc
+        .gateways
+        .iter()
+        .map(|g| gateways::resolve_gateway(doc, g))
+        .collect();
+    let mut certs = CertificateCache::new(reader);
+    let mut listeners: Vec<ResolvedListener> = Vec::new();
+    for (gi, gw) in doc.gateways.iter().enumerate() {
+        for li in 0..gw.listeners.len() {
+            listeners.push(gateways::resolve_listener(doc, &mut certs, gi, li));
+        }
+    }
+    gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
+
+    // 3. Routes.
+    let mut http_attachments: Vec<(usize, Attachment)> = Vec::new();
+    let mut http_compiled = Vec::new();
+    for (ri, route) in doc.http_routes.iter().enumerate() {
+        let compiled = compile_http_route(doc, route);
+        let info = RouteInfo {
+            kind: Kind::HTTPRoute,
+            namespace: &route.meta.namespace,
+            hostnames: &route.hostnames,
+        };
+        let parents = attach_route(
+            doc,
+            &resolved_gateways,
+            &mut listeners,
+            &info,
+            &route.parent_refs,
+            &compiled.problems,
+            |a| http_attachments.push((ri, a)),
+        );
+        status.routes.push(RouteStatus {
+            key: route.meta.key(),
+            parents,
+        });
+        http_compiled.push(compiled);
+    }
+    let mut tls_attachments: Vec<(usize, Attachment)> = Vec::new();
+    let mut tls_compiled = Vec::new();
+    for (ri, route) in doc.tls_routes.iter().enumerate() {
+        let compiled = compile_tls_route(doc, route);
+        let info = RouteInfo {
+            kind: Kind::TLSRoute,
+            namespace: &route.meta.namespace,
+            hostnames: &route.hostnames,
+        };
+        let parents = attach_route(
+            doc,
+            &resolved_gateways,
+            &mut listeners,
+            &info,
+            &route.parent_refs,
+            &compiled.problems,
+            |a| tls_attachments.push((ri, a)),
+        );
+        status.routes.push(RouteStatus {
+            key: route.meta.key(),
+            parents,
+        });
+        tls_compiled.push(compiled);
+    }
+
+    // 4. Status and snapshot.
+    status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
+    let mut snapshot = Snapshot {
+        generation,
+        settings: doc.settings.clone(),
+        services: doc.services.iter().map(service).collect(),
+        pools: doc
+            .pools
+            .iter()
+            .map(|p| IpPool {
+                name: p.meta.name.clone(),
+                blocks: p.blocks.clone(),
+            })
+            .collect(),
+        ..Snapshot::default()
+    };
+    for (li, l) in listeners.iter().enumerate() {
+        let gw = &doc.gateways[l.gateway];
+        let rg = &resolved_gateways[l.gateway];
+        if rg.accepted.is_err() || l.programmed().is_err() {
+            continue;
+        }
+        let (Some(protocol), raw) = (l.protocol, &gw.listeners[l.index]) else {
+            continue;
+        };
+        let kind = match protocol {
+            Protocol::HTTP | Protocol::HTTPS => {
+                let mut table = HttpRouteTable::default();
+                for (ri, a) in http_attachments.iter().filter(|(_, a)| a.listener == li) {
+                    insert_http_route(&mut table, &doc.http_routes[*ri], &http_compiled[*ri], a);
+                }
+                table.finish();
+                if protocol == Protocol::HTTP {
+                    ListenerKind::Http { routes: table }
+                } else {
+                    ListenerKind::Https {
+                        routes: table,
+                        certificates: l.certificates.clone(),
+                    }
+                }
+            }
+            Protocol::TLS => {
+                let mut routes = SniTable::default();
+                let mut attached: Vec<&(usize, Attachment)> = tls_attachments
+                    .iter()
+                    .filter(|(_, a)| a.listener == li)
+                    .collect();
+                attached.sort_by_key(|(ri, _)| doc.tls_routes[*ri].meta.order);
+                for (ri, a) in attached {
+                    let names = a.hostnames.as_deref().unwrap_or(&[]);
+                    for rule in &tls_compiled[*ri].rules {
+                        routes.insert(names, rule.clone());
+                    }
+                }
+                ListenerKind::TlsPassthrough { routes }
+            }
+        };
+        snapshot.listeners.push(Listener {
+            gateway: gw.meta.key(),
+            name: raw.name.clone(),
+            hostname: raw.hostname.clone(),
+            port: raw.port,
+            protocol,
+            addresses: rg.addresses.clone(),
+            kind,
+        });
+    }
+    snapshot.ports = port_groups(&snapshot.listeners);
+    for (gw, rg) in doc.gateways.iter().zip(&resolved_gateways) {
+        if rg.accepted.is_err() {
+            continue;
+        }
+        if gw.addresses.is_empty() {
+            snapshot.gateways_without_addresses.push(gw.meta.key());
+        }
+        for a in gw.addresses.iter().filter(|a| a.kind == "IPAddress") {
+            if let Ok(address) = a.value.parse() {
+                snapshot.vips.push(Vip {
+                    gateway: gw.meta.key(),
+                    address,
+                    interface: a.interface.clone(),
+                });
+            }
+        }
+    }
+    status.set_generation(generation);
+    (snapshot, status)
+}
+
+/// Attaches a route through each of its parentRefs and returns its parent statuses.
+fn attach_route(
+    doc: &Document,
+    gateways: &[ResolvedGateway],
+    listeners: &mut [ResolvedListener],
+    info: &RouteInfo<'_>,
+    parent_refs: &[raw::ParentRef],
+    problems: &[Problem],
+    mut record: impl FnMut(Attachment),
+) -> Vec<RouteParentStatus> {
+    let resolved_refs = match merge(problems) {
+        Some(p) => Err(p),
+        None => Ok(()),
+    };
+    let mut counted: Vec<usize> = Vec::new();
+    let mut parents = Vec::new();
+    for parent in parent_refs {
+        let accepted = match routes::attach(doc, gateways, listeners, info, parent) {
+            Ok(attachments) => {
+                for a in attachments {
+                    if !counted.contains(&a.listener) {
+                        counted.push(a.listener);
+                        listeners[a.listener].attached_routes += 1;
+                        record(a);
+                    }
+                }
+                Ok(())
+            }
+            Err(p) => Err(p),
+        };
+        parents.push(RouteParentStatus {
+            parent_ref: routes::status_parent_ref(parent, info.namespace),
+            controller_name: CONTROLLER_NAME.to_string(),
+            conditions: vec![
+                cond(condition::ACCEPTED, &accepted, reason::ACCEPTED),
+                cond(
+                    condition::RESOLVED_REFS,
+                    &resolved_refs,
+                    reason::RESOLVED_REFS,
+                ),
+            ],
+        });
+    }
+    parents
+}
+
+fn service(s: &raw::Service) -> Service {
+    Service {
+        key: s.meta.key(),
+        ports: s.ports.clone(),
+        endpoints: s.endpoints.clone(),
+        health_check: s.health_check.clone(),
+        outlier_detection: s.outlier_detection.clone(),
+    }
+}
+
+/// Compiles filters, resolving mirror backends; unresolved mirrors are left out.
+fn compile_filters(
+    doc: &Document,
+    kind: Kind,
+    namespace: &str,
+    raw: &RawFilters,
+    problems: &mut Vec<Problem>,
+) -> Filters {
+    let mut filters = raw.filters.clone();
+    for m in &raw.mirrors {
+        let (target, problem) = routes::resolve_backend(doc, kind, namespace, &m.backend);
+        match problem {
+            Some(p) => problems.push(Problem::new(
+                p.reason,
+                format!("RequestMirror {}", p.message),
+            )),
+            None => filters.mirrors.push(Mirror {
+                name: backend_name(namespace, &m.backend),
+                target,
+                numerator: m.numerator,
+                denominator: m.denominator,
+            }),
+        }
+    }
+    for e in &raw.extension_refs {
+        problems.push(Problem::new(
+            reason::INVALID_KIND,
+            format!(
+                "ExtensionRef filter {}/{} \"{}\" is not supported: requests to its rule get 500",
+                e.group, e.kind, e.name
+            ),
+        ));
+    }
+    filters
+}
+
+fn backend_name(namespace: &str, r: &raw::BackendObjectRef) -> String {
+    let ns = r.object.namespace.as_deref().unwrap_or(namespace);
+    match r.port {
+        Some(p) => format!("{ns}/{}:{p}", r.object.name),
+        None => format!("{ns}/{}", r.object.name),
+    }
+}
+
+fn compile_backends(
+    doc: &Document,
+    kind: Kind,
+    namespace: &str,
+    refs: &[raw::BackendRef],
+    problems: &mut Vec<Problem>,
+) -> Vec<Backend> {
+    refs.iter()
+        .map(|b| {
+            let (mut target, problem) = routes::resolve_backend(doc, kind, namespace, &b.backend);
+            problems.extend(problem);
+            let filters = compile_filters(doc, kind, namespace, &b.filters, problems);
+            if !b.filters.extension_refs.is_empty() {
+                target = BackendTarget::Unresolved(Unresolved::InvalidKind);
+            }
+            Backend {
+                name: backend_name(namespace, &b.backend),
+                weight: b.weight,
+                target,
+                filters,
+            }
+        })
+        .collect()
+}
+
+fn compile_http_route(doc: &Document, route: &raw::HttpRoute) -> CompiledRoute<HttpRule> {
+    let ns = &route.meta.namespace;
+    let mut problems = Vec::new();
+    let rules = route
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let filters = compile_filters(doc, Kind::HTTPRoute, ns, &r.filters, &mut problems);
+            let mut backends =
+                compile_backends(doc, Kind::HTTPRoute, ns, &r.backend_refs, &mut problems);
+            if !r.filters.extension_refs.is_empty() {
+                // An unresolved ExtensionRef must not be skipped: the rule answers 500.
+                backends = vec![Backend {
+                    name: "extensionRef".into(),
+                    weight: 1,
+                    target: BackendTarget::Unresolved(Unresolved::InvalidKind),
+                    filters: Filters::default(),
+                }];
+            }
+            let nonzero = |d: Option<std::time::Duration>| d.filter(|d| !d.is_zero());
+            Arc::new(HttpRule {
+                rule: RuleRef {
+                    route: route.meta.key(),
+                    index,
+                    name: r.name.clone(),
+                },
+                filters,
+                backends: Backends::new(backends),
+                timeouts: Timeouts {
+                    request: nonzero(r.timeouts.request),
+                    backend_request: nonzero(r.timeouts.backend_request),
+                },
+            })
+        })
+        .collect();
+    CompiledRoute { rules, problems }
+}
+
+fn compile_tls_route(doc: &Document, route: &raw::TlsRoute) -> CompiledRoute<TlsRule> {
+    let mut problems = Vec::new();
+    let rules = route
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let backends = compile_backends(
+                doc,
+                Kind::TLSRoute,
+                &route.meta.namespace,
+                &r.backend_refs,
+                &mut problems,
+            );
+            Arc::new(TlsRule {
+                rule: RuleRef {
+                    route: route.meta.key(),
+                    index,
+                    name: r.name.clone(),
+                },
+                backends: Backends::new(backends),
+            })
+        })
+        .collect();
+    CompiledRoute { rules, problems }
+}
+
+fn insert_http_route(
+    table: &mut HttpRouteTable,
+    route: &raw::HttpRoute,
+    compiled: &CompiledRoute<HttpRule>,
+    a: &Attachment,
+) {
+    for (ri, (raw_rule, rule)) in route.rules.iter().zip(&compiled.rules).enumerate() {
+        for (mi, m) in raw_rule.matches.iter().enumerate() {
+            let order = RouteOrder {
+                declared: route.meta.order,
+                namespaced_name: route.meta.key().namespaced_name(),
+                rule: ri,
+                matched: mi,
+            };
+            table.insert(
+                a.hostnames.as_deref(),
+                HttpEntry::new(m.clone(), rule.clone(), order),
+            );
+        }
+    }
+}
+
+fn port_groups(listeners: &[Listener]) -> Vec<PortGroup> {
+    let mut groups: Vec<PortGroup> = Vec::new();
+    for (i, l) in listeners.iter().enumerate() {
+        match groups.iter_mut().find(|g| g.port == l.port) {
+            Some(g) => {
+                g.listeners.push(i);
+                if g.addresses.is_empty() || l.addresses.is_empty() {
+                    g.addresses.clear();
+                } else {
+                    for a in &l.addresses {
+                        if !g.addresses.contains(a) {
+                            g.addresses.push(*a);
+                        }
+                    }
+                }
+            }
+            None => groups.push(PortGroup {
+                port: l.port,
+                tls: l.protocol.is_tls(),
+                listeners: vec![i],
+                addresses: l.addresses.clone(),
+            }),
+        }
+    }
+    groups.sort_by_key(|g| g.port);
+    groups
+}
+
+/// Whether two TLS listeners on one port could both be chosen for some SNI.
+fn overlapping(
+    a: Option<&gatehouse_model::hostname::Hostname>,
+    b: Option<&gatehouse_model::hostname::Hostname>,
+) -> bool {
+    match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => intersect(Some(a), b).is_some(),
+    }
+}
+
+fn gateway_status(
+    doc: &Document,
+    gateways: &[ResolvedGateway],
+    listeners: &[ResolvedListener],
+) -> Vec<GatewayStatus> {
+    doc.gateways
+        .iter()
+        .enumerate()
+        .map(|(gi, gw)| {
+            let rg = &gateways[gi];
+            let mine: Vec<&ResolvedListener> =
+                listeners.iter().filter(|l| l.gateway == gi).collect();
+            let mut valid = 0;
+            let mut programmed = 0;
+            let listener_status = mine
+                .iter()
+                .map(|l| {
+                    let raw = &gw.listeners[l.index];
+                    let accepted = match (&l.conflict, &l.accepted) {
+                        (Some(c), _) => Err(c.clone()),
+                        (None, a) => a.clone(),
+                    };
+                    let prog = match &rg.accepted {
+                        Err(p) => Err(Problem::new(
+                            reason::INVALID,
+                            format!("the Gateway is not accepted: {}", p.message),
+                        )),
+                        Ok(()) => l.programmed(),
+                    };
+                    valid += usize::from(accepted.is_ok());
+                    programmed += usize::from(prog.is_ok());
+                    let mut conditions = vec![
+                        cond(condition::ACCEPTED, &accepted, reason::ACCEPTED),
+                        cond(
+                            condition::RESOLVED_REFS,
+                            &l.resolved_refs,
+                            reason::RESOLVED_REFS,
+                        ),
+                        cond(condition::PROGRAMMED, &prog, reason::PROGRAMMED),
+                        match &l.conflict {
+                            Some(c) => Condition::new(
+                                condition::CONFLICTED,
+                                true,
+                                c.reason,
+                                c.message.clone(),
+                            ),
+                            None => Condition::new(
+                                condition::CONFLICTED,
+                                false,
+                                reason::NO_CONFLICTS,
+                                "",
+                            ),
+                        },
+                    ];
+                    if let Some(other) = overlapping_tls(doc, gateways, listeners, l) {
+                        conditions.push(Condition::new(
+                            condition::OVERLAPPING_TLS_CONFIG,
+                            true,
+                            reason::OVERLAPPING_HOSTNAMES,
+                            other,
+                        ));
+                    }
+                    ListenerStatus {
+                        name: raw.name.clone(),
+                        supported_kinds: l.supported_kinds.clone(),
+                        attached_routes: l.attached_routes,
+                        conditions,
+                    }
+                })
+                .collect();
+            let accepted = match &rg.accepted {
+                Err(p) => Condition::new(condition::ACCEPTED, false, p.reason, p.message.clone()),
+                Ok(()) if valid == mine.len() => {
+                    Condition::new(condition::ACCEPTED, true, reason::ACCEPTED, "")
+                }
+                Ok(()) => Condition::new(
+                    condition::ACCEPTED,
+                    valid > 0,
+                    reason::LISTENERS_NOT_VALID,
+                    format!(
+                        "{} of {} listeners are not valid",
+                        mine.len() - valid,
+                        mine.len()
+                    ),
+                ),
+            };
+            let programmed_cond = if rg.accepted.is_ok() && programmed > 0 {
+                Condition::new(condition::PROGRAMMED, true, reason::PROGRAMMED, "")
+            } else {
+                Condition::new(
+                    condition::PROGRAMMED,
+                    false,
+                    reason::INVALID,
+                    "no listener of this Gateway is programmed",
+                )
+            };
+            GatewayStatus {
+                key: gw.meta.key(),
+                gateway_class_name: gw.class_name.clone(),
+                addresses: gateways::status_addresses(gw),
+                conditions: vec![accepted, programmed_cond],
+                listeners: listener_status,
+            }
+        })
+        .collect()
+}
+
+fn overlapping_tls(
+    doc: &Document,
+    gateways: &[ResolvedGateway],
+    listeners: &[ResolvedListener],
+    l: &ResolvedListener,
+) -> Option<String> {
+    if !l.protocol.is_some_and(Protocol::is_tls) || l.conflict.is_some() {
+        return None;
+    }
+    let me = &doc.gateways[l.gateway].listeners[l.index];
+    let mine = &gateways[l.gateway].addresses;
+    listeners.iter().find_map(|o| {
+        if std::ptr::eq(o, l) || !o.protocol.is_some_and(Protocol::is_tls) || o.conflict.is_some() {
+            return None;
+        }
+        let other = &doc.gateways[o.gateway].listeners[o.index];
+        let theirs = &gateways[o.gateway].addresses;
+        let same_addr =
+            mine.is_empty() || theirs.is_empty() || mine.iter().any(|a| theirs.contains(a));
+        (other.port == me.port
+            && same_addr
+            && overlapping(me.hostname.as_ref(), other.hostname.as_ref()))
+        .then(|| {
+            format!(
+                "hostnames overlap with listener \"{}\" of {} on port {}",
+                other.name,
+                doc.gateways[o.gateway].meta.key(),
+                me.port
+            )
+        })
+    })
+}

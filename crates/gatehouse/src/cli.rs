@@ -1,0 +1,46 @@
+//! Command-line interface.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// The default configuration directory.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/gatehouse";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Kubernetes Gateway API semantics on one Linux box: HTTP, HTTPS and TLS passthrough configured in TOML"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and compile the configuration as a reload would; print every error with its
+    /// location and every resource whose status is not clean.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A `kubectl get`-like table.
+    Table,
+    /// Errors and the full status as JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration directory (gatehouse.toml and conf.d/).
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR)]
+    pub config: PathBuf,
+    /// Also exit 1 when a resource's status shows a problem.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}

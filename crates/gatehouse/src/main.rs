@@ -1,0 +1,22 @@
+//! The `gatehouse` binary: a thin command-line front over the library crates.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+mod check;
+mod cli;
+mod configdir;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Check(args) => check::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Listeners as the data plane serves them, and how a connection finds its listener.
+//!
+//! Listeners of every Gateway are grouped by port. A connection arriving on a local address
+//! considers the listeners on that port whose Gateway is bound there (a Gateway without
+//! addresses is bound everywhere), then picks one by Host or SNI with
+//! [`crate::hostname::select_by_host`].
+
+use crate::ResourceKey;
+use crate::hostname::Hostname;
+use crate::http::HttpRouteTable;
+use crate::tls::{Certificate, SniTable};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The listener protocols gatehouse serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    HTTP,
+    HTTPS,
+    TLS,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "HTTP" => Some(Protocol::HTTP),
+            "HTTPS" => Some(Protocol::HTTPS),
+            "TLS" => Some(Protocol::TLS),
+            _ => None,
+        }
+    }
+
+    /// Whether connections on this listener start with a TLS ClientHello.
+    pub fn is_tls(self) -> bool {
+        !matches!(self, Protocol::HTTP)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a listener does with a connection.
+#[derive(Clone, Debug)]
+pub enum ListenerKind {
+    /// Plain HTTP/1.1 and h2c.
+    Http { routes: HttpRouteTable },
+    /// TLS terminated with one of `certificates` (chosen by SNI), then HTTP.
+    Https {
+        routes: HttpRouteTable,
+        certificates: Vec<Arc<Certificate>>,
+    },
+    /// TLS passed through to a backend chosen by SNI.
+    TlsPassthrough { routes: SniTable },
+}
+
+/// A programmed listener.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub gateway: ResourceKey,
+    pub name: String,
+    pub hostname: Option<Hostname>,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// The Gateway's addresses; empty means every address of the host.
+    pub addresses: Vec<IpAddr>,
+    pub kind: ListenerKind,
+}
+
+impl Listener {
+    /// Whether a connection to `local` (an address of this host) reaches this listener.
+    pub fn is_bound_to(&self, local: IpAddr) -> bool {
+        self.addresses.is_empty() || self.addresses.contains(&local.to_canonical())
+    }
+
+    /// `gateway/listener`, for logs and metrics.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.gateway.namespaced_name(), self.name)
+    }
+
+    pub fn http_routes(&self) -> Option<&HttpRouteTable> {
+        match &self.kind {
+            ListenerKind::Http { routes } | ListenerKind::Https { routes, .. } => Some(routes),
+            ListenerKind::TlsPassthrough { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The immutable compiled configuration the data plane serves.
+//!
+//! One `Arc<Snapshot>` is swapped in per successful reload; a connection or request loads it
+//! once and keeps it for its whole life, so it never sees half of a change.
+
+use crate::ResourceKey;
+use crate::backend::Service;
+use crate::hostname::select_by_host;
+use crate::listener::Listener;
+use crate::settings::Settings;
+use ipnet::IpNet;
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// A virtual IP a Gateway asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Vip {
+    pub gateway: ResourceKey,
+    pub address: IpAddr,
+    /// The interface named by the configuration, else the one whose subnet holds the address.
+    pub interface: Option<String>,
+}
+
+/// One block of a LoadBalancerIPPool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum IpBlock {
+    Cidr(IpNet),
+    Range { start: IpAddr, stop: IpAddr },
+}
+
+impl IpBlock {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match self {
+            IpBlock::Cidr(net) => net.contains(&ip),
+            IpBlock::Range { start, stop } => {
+                *start <= ip && ip <= *stop && start.is_ipv4() == ip.is_ipv4()
+            }
+        }
+    }
+}
+
+/// A `[[LoadBalancerIPPool]]`: addresses for Gateways that name none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IpPool {
+    pub name: String,
+    pub blocks: Vec<IpBlock>,
+}
+
+/// Listeners sharing one port, and whether connections there start with TLS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortGroup {
+    pub port: u16,
+    pub tls: bool,
+    /// Indexes into `Snapshot::listeners`.
+    pub listeners: Vec<usize>,
+    /// The addresses to bind; empty means the wildcard addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The compiled configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases by one with every applied configuration.
+    pub generation: u64,
+    pub settings: Settings,
+    /// Programmed listeners only.
+    pub listeners: Vec<Listener>,
+    pub ports: Vec<PortGroup>,
+    pub services: Vec<Service>,
+    pub vips: Vec<Vip>,
+    pub pools: Vec<IpPool>,
+    /// Gateways that name no address; a pool may give them one.
+    pub gateways_without_addresses: Vec<ResourceKey>,
+}
+
+impl Snapshot {
+    /// The listeners a connection to `local` may reach.
+    pub fn listeners_at(&self, local: SocketAddr) -> impl Iterator<Item = &Listener> {
+        let ip = local.ip().to_canonical();
+        self.ports
+            .iter()
+            .filter(move |p| p.port == local.port())
+            .flat_map(|p| p.listeners.iter())
+            .map(|&i| &self.listeners[i])
+            .filter(move |l| l.is_bound_to(ip))
+    }
+
+    /// The listener a request or TLS connection to `local` selects by its normalised Host or
+    /// SNI: exact hostname, then the most specific wildcard, then the listener without one.
+    pub fn select_listener(&self, local: SocketAddr, host: Option<&str>) -> Option<&Listener> {
+        let candidates: Vec<&Listener> = self.listeners_at(local).collect();
+        select_by_host(host, candidates.iter().map(|l| l.hostname.as_ref())).map(|i| candidates[i])
+    }
+
+    pub fn service(&self, key: &ResourceKey) -> Option<&Service> {
+        self.services.iter().find(|s| &s.key == key)
+    }
+}
