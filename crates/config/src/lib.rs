@@ -23,6 +23,9 @@ pub mod raw;
 mod resolve;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
 pub use gatehouse_model::{Snapshot, Status};
 pub use resolve::FileReader;

@@ -72,11 +72,6 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Whether a connection to `local` (an address of this host) reaches this listener.
-    pub fn is_bound_to(&self, local: IpAddr) -> bool {
-        self.addresses.is_empty() || self.addresses.contains(&local.to_canonical())
-    }
-
     /// `gateway/listener`, for logs and metrics.
     pub fn label(&self) -> String {
         format!("{}/{}", self.gateway.namespaced_name(), self.name)

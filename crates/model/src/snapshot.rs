@@ -74,15 +74,26 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The listeners a connection to `local` may reach.
+    /// The listeners a connection to `local` may reach: those of Gateways that name the local
+    /// address, or, when no Gateway on the port names it, those of Gateways without addresses
+    /// (bound everywhere). A specific address wins over the wildcard, as with nginx `listen`.
     pub fn listeners_at(&self, local: SocketAddr) -> impl Iterator<Item = &Listener> {
         let ip = local.ip().to_canonical();
-        self.ports
-            .iter()
-            .filter(move |p| p.port == local.port())
-            .flat_map(|p| p.listeners.iter())
-            .map(|&i| &self.listeners[i])
-            .filter(move |l| l.is_bound_to(ip))
+        let on_port = move || {
+            self.ports
+                .iter()
+                .filter(move |p| p.port == local.port())
+                .flat_map(|p| p.listeners.iter())
+                .map(|&i| &self.listeners[i])
+        };
+        let specific = on_port().any(|l| l.addresses.contains(&ip));
+        on_port().filter(move |l| {
+            if specific {
+                l.addresses.contains(&ip)
+            } else {
+                l.addresses.is_empty()
+            }
+        })
     }
 
     /// The listener a request or TLS connection to `local` selects by its normalised Host or

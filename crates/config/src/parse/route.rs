@@ -232,7 +232,10 @@ fn http_rule(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<HttpRule> {
             None => ok = false,
         }
     }
-    let timeouts = t.get("timeouts").and_then(|tv| timeouts(cx, &tv));
+    let timeouts = match t.get("timeouts") {
+        Some(tv) => timeouts(cx, &tv),
+        None => Some(RouteTimeouts::default()),
+    };
     t.finish(cx);
     let filters = filters?;
     if filters.filters.redirect.is_some() {

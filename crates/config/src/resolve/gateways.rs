@@ -413,10 +413,18 @@ pub(crate) fn resolve_listener(
     }
 }
 
+/// Whether two Gateways' listeners on one port compete for the same connections: both are
+/// bound everywhere (no addresses), or both name a common address. A Gateway that names an
+/// address takes that address's connections from Gateways bound everywhere, as a specific
+/// `listen` address does in nginx, so those two never compete.
+pub(crate) fn share_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    (a.is_empty() && b.is_empty()) || a.iter().any(|x| b.contains(x))
+}
+
 /// Marks listeners that cannot share their port with another one. Listeners conflict when
-/// they are on the same port of an overlapping set of addresses (a Gateway without addresses
-/// is on every address) and either one is plaintext while the other is TLS
-/// (`ProtocolConflict`), or both would be selected by the same hostname (`HostnameConflict`).
+/// they are on the same port and addresses (see [`share_addresses`]) and either one is
+/// plaintext while the other is TLS (`ProtocolConflict`), or both would be selected by the
+/// same hostname (`HostnameConflict`).
 pub(crate) fn mark_conflicts(
     doc: &Document,
     gateways: &[ResolvedGateway],
@@ -441,12 +449,10 @@ pub(crate) fn mark_conflicts(
             if la.port != lb.port {
                 continue;
             }
-            let (ga, gb) = (
+            if !share_addresses(
                 &gateways[a.gateway].addresses,
                 &gateways[b.gateway].addresses,
-            );
-            let overlap = ga.is_empty() || gb.is_empty() || ga.iter().any(|x| gb.contains(x));
-            if !overlap {
+            ) {
                 continue;
             }
             let other = format!(

@@ -625,8 +625,7 @@ fn overlapping_tls(
         }
         let other = &doc.gateways[o.gateway].listeners[o.index];
         let theirs = &gateways[o.gateway].addresses;
-        let same_addr =
-            mine.is_empty() || theirs.is_empty() || mine.iter().any(|a| theirs.contains(a));
+        let same_addr = gateways::share_addresses(mine, theirs);
         (other.port == me.port
             && same_addr
             && overlapping(me.hostname.as_ref(), other.hostname.as_ref()))

@@ -1,0 +1,1114 @@
+//! HTTPRoute attachment, references and routing: the conformance cases of §1.1 and §1.4.
+
+use super::*;
+use gatehouse_model::status::{condition as c, reason as r};
+
+fn with_fixture(routes: &str) -> Loaded {
+    load_ok(&format!("{SAME_NAMESPACE_GATEWAY}{BACKENDS}{routes}"))
+}
+
+#[test]
+fn http_route_simple_same_namespace() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "gateway-conformance-infra-test"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+"#,
+    );
+    let parents = l.route_conditions(Kind::HTTPRoute, "infra", "gateway-conformance-infra-test");
+    assert_cond(&parents[0], c::ACCEPTED, true, r::ACCEPTED);
+    assert_cond(&parents[0], c::RESOLVED_REFS, true, r::RESOLVED_REFS);
+    assert_eq!(
+        listener(l.gw("infra", "same-namespace"), "http").attached_routes,
+        1
+    );
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("infra-backend-v1"));
+}
+
+#[test]
+fn http_route_hostname_intersection() {
+    let l = load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "httproute-hostname-intersection"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+[[Gateway.listeners]]
+name = "listener-1"
+protocol = "HTTP"
+port = 80
+hostname = "very.specific.com"
+[[Gateway.listeners]]
+name = "listener-2"
+protocol = "HTTP"
+port = 80
+hostname = "*.wildcard.io"
+[[Gateway.listeners]]
+name = "listener-3"
+protocol = "HTTP"
+port = 80
+hostname = "*.anotherwildcard.io"
+
+[[HTTPRoute]]
+name = "specific-host-matches-listener-specific-host"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-hostname-intersection" }}]
+hostnames = ["non.matching.com", "*.nonmatchingwildcard.io", "very.specific.com"]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/s1" }} }}]
+backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}]
+
+[[HTTPRoute]]
+name = "specific-host-matches-listener-wildcard-host"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-hostname-intersection" }}]
+hostnames = ["non.matching.com", "wildcard.io", "foo.wildcard.io", "bar.wildcard.io", "foo.bar.wildcard.io"]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/s2" }} }}]
+backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}]
+
+[[HTTPRoute]]
+name = "wildcard-host-matches-listener-specific-host"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-hostname-intersection" }}]
+hostnames = ["non.matching.com", "*.specific.com"]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/s3" }} }}]
+backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}]
+
+[[HTTPRoute]]
+name = "wildcard-host-matches-listener-wildcard-host"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-hostname-intersection" }}]
+hostnames = ["*.anotherwildcard.io"]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/s4" }} }}]
+backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}]
+
+[[HTTPRoute]]
+name = "no-intersecting-hosts"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-hostname-intersection" }}]
+hostnames = ["specific.but.wrong.com", "wildcard.io"]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/s5" }} }}]
+backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}]
+"#
+    ));
+    let gw = l.gw("infra", "httproute-hostname-intersection");
+    assert_eq!(listener(gw, "listener-1").attached_routes, 2);
+    assert_eq!(listener(gw, "listener-2").attached_routes, 1);
+    assert_eq!(listener(gw, "listener-3").attached_routes, 1);
+    let s5 = l.route_conditions(Kind::HTTPRoute, "infra", "no-intersecting-hosts");
+    assert_cond(&s5[0], c::ACCEPTED, false, r::NO_MATCHING_LISTENER_HOSTNAME);
+    assert_cond(&s5[0], c::RESOLVED_REFS, true, r::RESOLVED_REFS);
+
+    let v = |host: &str, path: &str| route(&l, host, path);
+    assert_eq!(
+        v("very.specific.com", "/s1").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        v("very.specific.com:1234", "/s1").as_deref(),
+        Some("infra-backend-v1")
+    );
+    for host in [
+        "non.matching.com",
+        "foo.nonmatchingwildcard.io",
+        "foo.wildcard.io",
+    ] {
+        assert_eq!(v(host, "/s1"), None, "{host}");
+    }
+    for host in ["foo.wildcard.io", "bar.wildcard.io", "foo.bar.wildcard.io"] {
+        assert_eq!(
+            v(host, "/s2").as_deref(),
+            Some("infra-backend-v2"),
+            "{host}"
+        );
+    }
+    for host in ["non.matching.com", "wildcard.io", "very.specific.com"] {
+        assert_eq!(v(host, "/s2"), None, "{host}");
+    }
+    assert_eq!(
+        v("very.specific.com", "/s3").as_deref(),
+        Some("infra-backend-v3")
+    );
+    assert_eq!(v("foo.specific.com", "/s3"), None);
+    for host in [
+        "foo.anotherwildcard.io",
+        "bar.anotherwildcard.io",
+        "foo.bar.anotherwildcard.io",
+    ] {
+        assert_eq!(
+            v(host, "/s4").as_deref(),
+            Some("infra-backend-v1"),
+            "{host}"
+        );
+    }
+    assert_eq!(v("anotherwildcard.io", "/s4"), None);
+    assert_eq!(v("very.specific.com", "/non-matching-prefix"), None);
+    for host in ["specific.but.wrong.com", "wildcard.io"] {
+        assert_eq!(v(host, "/s5"), None, "{host}");
+    }
+}
+
+#[test]
+fn http_route_listener_hostname_matching() {
+    let l = load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "httproute-listener-hostname-matching"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [
+  {{ name = "listener-1", protocol = "HTTP", port = 80, hostname = "bar.com" }},
+  {{ name = "listener-2", protocol = "HTTP", port = 80, hostname = "foo.bar.com" }},
+  {{ name = "listener-3", protocol = "HTTP", port = 80, hostname = "*.bar.com" }},
+  {{ name = "listener-4", protocol = "HTTP", port = 80, hostname = "*.foo.com" }},
+]
+[[HTTPRoute]]
+name = "backend-v1"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-listener-hostname-matching", sectionName = "listener-1" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "backend-v2"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-listener-hostname-matching", sectionName = "listener-2" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "backend-v3"
+namespace = "infra"
+parentRefs = [
+  {{ name = "httproute-listener-hostname-matching", sectionName = "listener-3" }},
+  {{ name = "httproute-listener-hostname-matching", sectionName = "listener-4" }},
+]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
+"#
+    ));
+    assert_eq!(
+        route(&l, "bar.com", "/").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        route(&l, "foo.bar.com", "/").as_deref(),
+        Some("infra-backend-v2")
+    );
+    for host in [
+        "baz.bar.com",
+        "boo.bar.com",
+        "multiple.prefixes.bar.com",
+        "multiple.prefixes.foo.com",
+    ] {
+        assert_eq!(
+            route(&l, host, "/").as_deref(),
+            Some("infra-backend-v3"),
+            "{host}"
+        );
+    }
+    assert_eq!(route(&l, "foo.com", "/"), None);
+    assert_eq!(route(&l, "no.matching.host", "/"), None);
+}
+
+#[test]
+fn gateway_http_listener_isolation_selects_one_listener_per_host() {
+    let mut toml = format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "http-listener-isolation"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [
+  {{ name = "empty-hostname", protocol = "HTTP", port = 80 }},
+  {{ name = "wildcard-example-com", protocol = "HTTP", port = 80, hostname = "*.example.com" }},
+  {{ name = "wildcard-foo-example-com", protocol = "HTTP", port = 80, hostname = "*.foo.example.com" }},
+  {{ name = "abc-foo-example-com", protocol = "HTTP", port = 80, hostname = "abc.foo.example.com" }},
+]
+"#
+    );
+    let listeners = [
+        "empty-hostname",
+        "wildcard-example-com",
+        "wildcard-foo-example-com",
+        "abc-foo-example-com",
+    ];
+    for name in listeners {
+        toml.push_str(&format!(
+            r#"
+[[HTTPRoute]]
+name = "attaches-to-{name}"
+namespace = "infra"
+parentRefs = [{{ name = "http-listener-isolation", sectionName = "{name}" }}]
+hostnames = ["bar.com", "*.example.com", "*.foo.example.com", "abc.foo.example.com"]
+rules = [{{ matches = [{{ path = {{ value = "/{name}" }} }}], backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+"#
+        ));
+    }
+    let l = load_ok(&toml);
+    let hosts = [
+        "bar.com",
+        "bar.example.com",
+        "bar.foo.example.com",
+        "abc.foo.example.com",
+    ];
+    for (hi, host) in hosts.iter().enumerate() {
+        for (li, name) in listeners.iter().enumerate() {
+            let got = route(&l, host, &format!("/{name}"));
+            let want = (hi == li).then(|| "infra-backend-v1".to_string());
+            assert_eq!(got, want, "{host} /{name}");
+        }
+    }
+}
+
+#[test]
+fn http_route_weight_compiles_weights_and_never_picks_weight_zero() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "weighted-backends"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+backendRefs = [
+  { name = "infra-backend-v1", port = 8080, weight = 70 },
+  { name = "infra-backend-v2", port = 8080, weight = 30 },
+  { name = "infra-backend-v3", port = 8080, weight = 0 },
+]
+"#,
+    );
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for r in 0..1000 {
+        let b = route_with(&l, 80, "gw", &Req::get("/"), r).unwrap();
+        *counts.entry(b).or_default() += 1;
+    }
+    assert_eq!(counts.get("infra-backend-v1"), Some(&700));
+    assert_eq!(counts.get("infra-backend-v2"), Some(&300));
+    assert_eq!(counts.get("infra-backend-v3"), None);
+}
+
+#[test]
+fn all_weights_zero_answers_503() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "zero"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 0 }] }]
+"#,
+    );
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("503"));
+}
+
+#[test]
+fn http_route_no_backend_refs_answers_500() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "no-backends"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+matches = [{ path = { type = "Exact", value = "/omitted-no-forward" } }]
+[[HTTPRoute.rules]]
+matches = [{ path = { type = "Exact", value = "/empty-no-forward" } }]
+backendRefs = []
+[[HTTPRoute.rules]]
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+"#,
+    );
+    assert_eq!(
+        route(&l, "gw", "/forward").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        route(&l, "gw", "/omitted-no-forward").as_deref(),
+        Some("500 (no backends)")
+    );
+    assert_eq!(
+        route(&l, "gw", "/empty-no-forward").as_deref(),
+        Some("500 (no backends)")
+    );
+}
+
+#[test]
+fn http_route_matching_across_routes() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "matching-part1"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+hostnames = ["example.com", "example.net"]
+[[HTTPRoute.rules]]
+matches = [{ path = { value = "/" } }, { headers = [{ name = "version", value = "one" }] }]
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+
+[[HTTPRoute]]
+name = "matching-part2"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+hostnames = ["example.com"]
+[[HTTPRoute.rules]]
+matches = [{ path = { value = "/v2" } }, { headers = [{ name = "version", value = "two" }] }]
+backendRefs = [{ name = "infra-backend-v2", port = 8080 }]
+"#,
+    );
+    let v = |host: &str, req: Req| route_with(&l, 80, host, &req, 0);
+    assert_eq!(
+        v("example.com", Req::get("/")).as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        v("example.net", Req::get("/example")).as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        v("example.com", Req::get("/example").header("Version", "one")).as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        v("example.com", Req::get("/v2/example")).as_deref(),
+        Some("infra-backend-v2")
+    );
+    assert_eq!(
+        v("example.com", Req::get("/").header("Version", "two")).as_deref(),
+        Some("infra-backend-v2")
+    );
+    assert_eq!(
+        v("example.net", Req::get("/v2")).as_deref(),
+        Some("infra-backend-v1")
+    );
+}
+
+#[test]
+fn http_route_cross_namespace_attaches_through_a_label_selector() {
+    let l = load_ok(
+        r#"
+[[Namespace]]
+name = "gateway-conformance-web-backend"
+labels = { gateway-conformance = "backend" }
+[[Gateway]]
+name = "backend-namespaces"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+[[Gateway.listeners]]
+name = "http"
+protocol = "HTTP"
+port = 80
+allowedRoutes = { namespaces = { from = "Selector", selector = { matchLabels = { gateway-conformance = "backend" } } } }
+[[Service]]
+name = "web-backend"
+namespace = "gateway-conformance-web-backend"
+ports = [{ port = 8080 }]
+endpoints = ["127.0.0.21"]
+[[HTTPRoute]]
+name = "cross-namespace"
+namespace = "gateway-conformance-web-backend"
+parentRefs = [{ name = "backend-namespaces", namespace = "infra" }]
+rules = [{ backendRefs = [{ name = "web-backend", port = 8080 }] }]
+[[HTTPRoute]]
+name = "not-selected"
+namespace = "gateway-conformance-app-backend"
+parentRefs = [{ name = "backend-namespaces", namespace = "infra" }]
+rules = [{ backendRefs = [{ name = "web-backend", namespace = "gateway-conformance-web-backend", port = 8080 }] }]
+"#,
+    );
+    let ok = l.route_conditions(
+        Kind::HTTPRoute,
+        "gateway-conformance-web-backend",
+        "cross-namespace",
+    );
+    assert_cond(&ok[0], c::ACCEPTED, true, r::ACCEPTED);
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("web-backend"));
+    let no = l.route_conditions(
+        Kind::HTTPRoute,
+        "gateway-conformance-app-backend",
+        "not-selected",
+    );
+    assert_cond(&no[0], c::ACCEPTED, false, r::NOT_ALLOWED_BY_LISTENERS);
+    assert_cond(&no[0], c::RESOLVED_REFS, false, r::REF_NOT_PERMITTED);
+}
+
+#[test]
+fn http_route_multiple_gateways() {
+    let l = load_ok(&format!(
+        r#"{SAME_NAMESPACE_GATEWAY}{BACKENDS}
+[[Gateway]]
+name = "all-namespaces"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "192.0.2.20" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80, allowedRoutes = {{ namespaces = {{ from = "All" }} }} }}]
+[[HTTPRoute]]
+name = "shared"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}, {{ name = "all-namespaces" }}]
+rules = [{{ matches = [{{ path = {{ value = "/shared" }} }}], backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "only-same"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "only-all"
+namespace = "infra"
+parentRefs = [{{ name = "all-namespaces" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
+"#
+    ));
+    let at = |ip: [u8; 4], path: &str| {
+        let local = SocketAddr::from((ip, 80));
+        let lst = l.snapshot.select_listener(local, Some("gw"))?;
+        let routed = lst.http_routes()?.route(Some("gw"), &Req::get(path))?;
+        match routed.rule.backends.pick(0) {
+            Pick::Backend(b) => match &b.target {
+                BackendTarget::Service { service, .. } => {
+                    Some(l.snapshot.services[*service].key.name.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    // same-namespace has no addresses: it serves every address but the VIP that
+    // all-namespaces names, as a specific `listen` address does in nginx.
+    let gw = l.gw("infra", "all-namespaces");
+    assert_cond(
+        &listener(gw, "http").conditions,
+        c::CONFLICTED,
+        false,
+        r::NO_CONFLICTS,
+    );
+    assert_eq!(
+        at([127, 0, 0, 1], "/shared").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        at([192, 0, 2, 20], "/shared").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(at([127, 0, 0, 1], "/").as_deref(), Some("infra-backend-v2"));
+    assert_eq!(
+        at([192, 0, 2, 20], "/").as_deref(),
+        Some("infra-backend-v3")
+    );
+}
+
+#[test]
+fn http_route_multiple_gateways_on_their_own_addresses() {
+    let l = load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "same-namespace"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "192.0.2.10" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+[[Gateway]]
+name = "all-namespaces"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "192.0.2.20" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80, allowedRoutes = {{ namespaces = {{ from = "All" }} }} }}]
+[[HTTPRoute]]
+name = "shared"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}, {{ name = "all-namespaces" }}]
+rules = [{{ matches = [{{ path = {{ value = "/shared" }} }}], backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "only-same"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "only-all"
+namespace = "infra"
+parentRefs = [{{ name = "all-namespaces" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
+"#
+    ));
+    let at = |ip: [u8; 4], path: &str| {
+        let lst = l
+            .snapshot
+            .select_listener(SocketAddr::from((ip, 80)), Some("gw"))?;
+        let routed = lst.http_routes()?.route(Some("gw"), &Req::get(path))?;
+        match (routed.rule.backends.pick(0), &l.snapshot.services) {
+            (Pick::Backend(b), services) => match &b.target {
+                BackendTarget::Service { service, .. } => Some(services[*service].key.name.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    assert_eq!(
+        at([192, 0, 2, 10], "/shared").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        at([192, 0, 2, 20], "/shared").as_deref(),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(
+        at([192, 0, 2, 10], "/").as_deref(),
+        Some("infra-backend-v2")
+    );
+    assert_eq!(
+        at([192, 0, 2, 20], "/").as_deref(),
+        Some("infra-backend-v3")
+    );
+    assert_eq!(
+        at([127, 0, 0, 1], "/"),
+        None,
+        "neither Gateway is bound to other addresses"
+    );
+    assert_eq!(l.snapshot.vips.len(), 2);
+}
+
+#[test]
+fn http_route_listener_port_matching() {
+    let l = load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "httproute-listener-port-matching"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [
+  {{ name = "http-80", protocol = "HTTP", port = 80, hostname = "foo.com" }},
+  {{ name = "foo-8080", protocol = "HTTP", port = 8080, hostname = "foo.com" }},
+  {{ name = "bar-8080", protocol = "HTTP", port = 8080, hostname = "bar.com" }},
+  {{ name = "foo-8090", protocol = "HTTP", port = 8090, hostname = "foo.com" }},
+  {{ name = "bar-8090", protocol = "HTTP", port = 8090, hostname = "bar.com" }},
+]
+[[HTTPRoute]]
+name = "v1"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-listener-port-matching", port = 80 }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "v2"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-listener-port-matching", port = 8080 }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
+[[HTTPRoute]]
+name = "v3"
+namespace = "infra"
+parentRefs = [{{ name = "httproute-listener-port-matching", port = 8090, sectionName = "foo-8090" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
+"#
+    ));
+    let v = |port, host| route_with(&l, port, host, &Req::get("/"), 0);
+    assert_eq!(v(80, "foo.com").as_deref(), Some("infra-backend-v1"));
+    assert_eq!(v(8080, "foo.com").as_deref(), Some("infra-backend-v2"));
+    assert_eq!(v(8080, "bar.com").as_deref(), Some("infra-backend-v2"));
+    assert_eq!(v(8090, "foo.com").as_deref(), Some("infra-backend-v3"));
+    assert_eq!(v(8090, "bar.com"), None);
+}
+
+// §1.4: invalid references, attachment, ReferenceGrant.
+
+fn single_backend_route(name: &str, backend: &str) -> String {
+    format!(
+        r#"
+[[HTTPRoute]]
+name = "{name}"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}]
+rules = [{{ backendRefs = [{backend}] }}]
+"#
+    )
+}
+
+#[test]
+fn http_route_invalid_non_existent_backend_ref() {
+    let l = with_fixture(&single_backend_route(
+        "r",
+        r#"{ name = "nonexistent", port = 8080 }"#,
+    ));
+    let p = l.route_conditions(Kind::HTTPRoute, "infra", "r");
+    assert_cond(&p[0], c::ACCEPTED, true, r::ACCEPTED);
+    assert_cond(&p[0], c::RESOLVED_REFS, false, r::BACKEND_NOT_FOUND);
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("500 (NotFound)"));
+}
+
+#[test]
+fn backend_ref_to_a_port_the_service_lacks_is_not_found() {
+    let l = with_fixture(&single_backend_route(
+        "r",
+        r#"{ name = "infra-backend-v1", port = 9999 }"#,
+    ));
+    let p = l.route_conditions(Kind::HTTPRoute, "infra", "r");
+    assert_cond(&p[0], c::RESOLVED_REFS, false, r::BACKEND_NOT_FOUND);
+    assert!(
+        p[0][1].message.contains("no port 9999"),
+        "{}",
+        p[0][1].message
+    );
+}
+
+#[test]
+fn http_route_invalid_backend_ref_unknown_kind() {
+    let l = with_fixture(&single_backend_route(
+        "r",
+        r#"{ group = "unknownkind.example.com", kind = "NonExistent", name = "infra-backend-v1", port = 8080 }"#,
+    ));
+    let p = l.route_conditions(Kind::HTTPRoute, "infra", "r");
+    assert_cond(&p[0], c::RESOLVED_REFS, false, r::INVALID_KIND);
+    assert_eq!(route(&l, "gw", "/v2").as_deref(), Some("500 (InvalidKind)"));
+}
+
+const WEB_BACKEND: &str = r#"
+[[Service]]
+name = "web-backend"
+namespace = "gateway-conformance-web-backend"
+ports = [{ port = 8080 }]
+endpoints = ["127.0.0.21"]
+"#;
+
+const WEB_BACKEND_REF: &str =
+    r#"{ name = "web-backend", namespace = "gateway-conformance-web-backend", port = 8080 }"#;
+
+#[test]
+fn http_route_invalid_cross_namespace_backend_ref() {
+    let l = with_fixture(&format!(
+        "{WEB_BACKEND}{}",
+        single_backend_route("r", WEB_BACKEND_REF)
+    ));
+    let p = l.route_conditions(Kind::HTTPRoute, "infra", "r");
+    assert_cond(&p[0], c::RESOLVED_REFS, false, r::REF_NOT_PERMITTED);
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("500 (NotPermitted)"));
+}
+
+fn grant(ns: &str, from: (&str, &str, &str), to: (&str, &str, Option<&str>)) -> String {
+    let name =
+        to.2.map(|n| format!(", name = \"{n}\""))
+            .unwrap_or_default();
+    format!(
+        r#"
+[[ReferenceGrant]]
+name = "grant"
+namespace = "{ns}"
+from = [{{ group = "{}", kind = "{}", namespace = "{}" }}]
+to = [{{ group = "{}", kind = "{}"{name} }}]
+"#,
+        from.0, from.1, from.2, to.0, to.1
+    )
+}
+
+#[test]
+fn http_route_reference_grant_permits_and_its_removal_revokes() {
+    let g = grant(
+        "gateway-conformance-web-backend",
+        ("gateway.networking.k8s.io", "HTTPRoute", "infra"),
+        ("", "Service", Some("web-backend")),
+    );
+    let with = with_fixture(&format!(
+        "{WEB_BACKEND}{g}{}",
+        single_backend_route("r", WEB_BACKEND_REF)
+    ));
+    assert_cond(
+        &with.route_conditions(Kind::HTTPRoute, "infra", "r")[0],
+        c::RESOLVED_REFS,
+        true,
+        r::RESOLVED_REFS,
+    );
+    assert_eq!(route(&with, "gw", "/").as_deref(), Some("web-backend"));
+    let without = with_fixture(&format!(
+        "{WEB_BACKEND}{}",
+        single_backend_route("r", WEB_BACKEND_REF)
+    ));
+    assert_eq!(
+        route(&without, "gw", "/").as_deref(),
+        Some("500 (NotPermitted)")
+    );
+}
+
+#[test]
+fn http_route_invalid_reference_grant_each_single_field_wrong() {
+    let g = "gateway.networking.k8s.io";
+    let web = "gateway-conformance-web-backend";
+    let wrong = [
+        grant(
+            "infra",
+            (g, "HTTPRoute", "infra"),
+            ("", "Service", Some("web-backend")),
+        ),
+        grant(
+            web,
+            ("wrong.group", "HTTPRoute", "infra"),
+            ("", "Service", Some("web-backend")),
+        ),
+        grant(
+            web,
+            (g, "Gateway", "infra"),
+            ("", "Service", Some("web-backend")),
+        ),
+        grant(
+            web,
+            (g, "HTTPRoute", "other"),
+            ("", "Service", Some("web-backend")),
+        ),
+        grant(
+            web,
+            (g, "HTTPRoute", "infra"),
+            ("wrong.group", "Service", Some("web-backend")),
+        ),
+        grant(
+            web,
+            (g, "HTTPRoute", "infra"),
+            ("", "Secret", Some("web-backend")),
+        ),
+        grant(
+            web,
+            (g, "HTTPRoute", "infra"),
+            ("", "Service", Some("not-web-backend")),
+        ),
+    ];
+    for bad in wrong {
+        let l = with_fixture(&format!(
+            "{WEB_BACKEND}{bad}{}",
+            single_backend_route("r", WEB_BACKEND_REF)
+        ));
+        assert_cond(
+            &l.route_conditions(Kind::HTTPRoute, "infra", "r")[0],
+            c::RESOLVED_REFS,
+            false,
+            r::REF_NOT_PERMITTED,
+        );
+        assert_eq!(
+            route(&l, "gw", "/").as_deref(),
+            Some("500 (NotPermitted)"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn http_route_partially_invalid_via_invalid_reference_grant() {
+    let l = with_fixture(&format!(
+        r#"
+[[Service]]
+name = "app-backend-v1"
+namespace = "gateway-conformance-app-backend"
+ports = [{{ port = 8080 }}]
+endpoints = ["127.0.0.31"]
+[[Service]]
+name = "app-backend-v2"
+namespace = "gateway-conformance-app-backend"
+ports = [{{ port = 8080 }}]
+endpoints = ["127.0.0.32"]
+{}
+[[HTTPRoute]]
+name = "invalid-reference-grant"
+namespace = "infra"
+parentRefs = [{{ name = "same-namespace" }}]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/v2" }} }}]
+backendRefs = [{{ name = "app-backend-v2", namespace = "gateway-conformance-app-backend", port = 8080 }}]
+[[HTTPRoute.rules]]
+backendRefs = [{{ name = "app-backend-v1", namespace = "gateway-conformance-app-backend", port = 8080 }}]
+"#,
+        grant(
+            "gateway-conformance-app-backend",
+            ("gateway.networking.k8s.io", "HTTPRoute", "infra"),
+            ("", "Service", Some("app-backend-v1"))
+        )
+    ));
+    assert_cond(
+        &l.route_conditions(Kind::HTTPRoute, "infra", "invalid-reference-grant")[0],
+        c::RESOLVED_REFS,
+        false,
+        r::REF_NOT_PERMITTED,
+    );
+    assert_eq!(
+        route(&l, "gw", "/v2").as_deref(),
+        Some("500 (NotPermitted)")
+    );
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("app-backend-v1"));
+}
+
+#[test]
+fn invalid_backend_gets_500_for_its_share_only() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "half"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080 }, { name = "missing", port = 8080 }] }]
+"#,
+    );
+    let outcomes: Vec<String> = (0..4)
+        .map(|r| route_with(&l, 80, "gw", &Req::get("/"), r).unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "infra-backend-v1",
+            "500 (NotFound)",
+            "infra-backend-v1",
+            "500 (NotFound)"
+        ]
+    );
+}
+
+#[test]
+fn http_route_invalid_cross_namespace_parent_ref() {
+    let l = with_fixture(&format!(
+        r#"{WEB_BACKEND}
+[[HTTPRoute]]
+name = "invalid-cross-namespace-parent-ref"
+namespace = "gateway-conformance-web-backend"
+parentRefs = [{{ name = "same-namespace", namespace = "infra" }}]
+rules = [{{ backendRefs = [{{ name = "web-backend", port = 8080 }}] }}]
+"#
+    ));
+    let p = l.route_conditions(
+        Kind::HTTPRoute,
+        "gateway-conformance-web-backend",
+        "invalid-cross-namespace-parent-ref",
+    );
+    assert_cond(&p[0], c::ACCEPTED, false, r::NOT_ALLOWED_BY_LISTENERS);
+    assert_cond(&p[0], c::RESOLVED_REFS, true, r::RESOLVED_REFS);
+    assert_eq!(
+        listener(l.gw("infra", "same-namespace"), "http").attached_routes,
+        0
+    );
+}
+
+#[test]
+fn http_route_disallowed_kind() {
+    let l = load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "tlsroutes-only"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+[[Gateway.listeners]]
+name = "tls"
+protocol = "TLS"
+port = 443
+tls = {{ mode = "Passthrough" }}
+allowedRoutes = {{ namespaces = {{ from = "Same" }}, kinds = [{{ kind = "TLSRoute" }}] }}
+[[HTTPRoute]]
+name = "disallowed-kind"
+namespace = "infra"
+parentRefs = [{{ name = "tlsroutes-only" }}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+"#
+    ));
+    assert_cond(
+        &l.route_conditions(Kind::HTTPRoute, "infra", "disallowed-kind")[0],
+        c::ACCEPTED,
+        false,
+        r::NOT_ALLOWED_BY_LISTENERS,
+    );
+    assert_eq!(
+        listener(l.gw("infra", "tlsroutes-only"), "tls").attached_routes,
+        0
+    );
+}
+
+#[test]
+fn http_route_invalid_parent_ref_not_matching_section_name_or_port() {
+    for parent in [
+        r#"{ name = "same-namespace", sectionName = "http1" }"#,
+        r#"{ name = "same-namespace", port = 81 }"#,
+        r#"{ name = "same-namespace", sectionName = "http", port = 81 }"#,
+        r#"{ name = "no-such-gateway" }"#,
+    ] {
+        let l = with_fixture(&format!(
+            r#"
+[[HTTPRoute]]
+name = "r"
+namespace = "infra"
+parentRefs = [{parent}]
+rules = [{{ backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
+"#
+        ));
+        assert_cond(
+            &l.route_conditions(Kind::HTTPRoute, "infra", "r")[0],
+            c::ACCEPTED,
+            false,
+            r::NO_MATCHING_PARENT,
+        );
+    }
+}
+
+#[test]
+fn extension_ref_filter_is_not_skipped_its_rule_answers_500() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "ext"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+filters = [{ type = "ExtensionRef", extensionRef = { group = "example.com", kind = "Plugin", name = "p" } }]
+"#,
+    );
+    assert_cond(
+        &l.route_conditions(Kind::HTTPRoute, "infra", "ext")[0],
+        c::RESOLVED_REFS,
+        false,
+        r::INVALID_KIND,
+    );
+    assert_eq!(route(&l, "gw", "/").as_deref(), Some("500 (InvalidKind)"));
+}
+
+#[test]
+fn unresolved_mirror_backend_is_reported_and_left_out() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "mirror"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+[[HTTPRoute.rules.filters]]
+type = "RequestMirror"
+requestMirror = { backendRef = { name = "missing", port = 8080 } }
+[[HTTPRoute.rules.filters]]
+type = "RequestMirror"
+requestMirror = { backendRef = { name = "infra-backend-v2", port = 8080 }, percent = 20 }
+"#,
+    );
+    let p = l.route_conditions(Kind::HTTPRoute, "infra", "mirror");
+    assert_cond(&p[0], c::RESOLVED_REFS, false, r::BACKEND_NOT_FOUND);
+    let lst = l
+        .snapshot
+        .select_listener(SocketAddr::from(([127, 0, 0, 1], 80)), Some("gw"))
+        .unwrap();
+    let routed = lst
+        .http_routes()
+        .unwrap()
+        .route(Some("gw"), &Req::get("/"))
+        .unwrap();
+    let mirrors = &routed.rule.filters.mirrors;
+    assert_eq!(mirrors.len(), 1);
+    assert_eq!(
+        (
+            mirrors[0].name.as_str(),
+            mirrors[0].numerator,
+            mirrors[0].denominator
+        ),
+        ("infra/infra-backend-v2:8080", 20, 100)
+    );
+}
+
+#[test]
+fn unsupported_app_protocol_is_unsupported_protocol() {
+    let l = load_ok(&format!(
+        r#"{SAME_NAMESPACE_GATEWAY}
+[[Service]]
+name = "tls-backend"
+namespace = "infra"
+ports = [{{ port = 443, appProtocol = "kubernetes.io/wss" }}]
+endpoints = ["127.0.0.9"]
+{}"#,
+        single_backend_route("r", r#"{ name = "tls-backend", port = 443 }"#)
+    ));
+    assert_cond(
+        &l.route_conditions(Kind::HTTPRoute, "infra", "r")[0],
+        c::RESOLVED_REFS,
+        false,
+        r::UNSUPPORTED_PROTOCOL,
+    );
+}
+
+#[test]
+fn route_attached_twice_to_one_listener_counts_once() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "twice"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace", sectionName = "http" }, { name = "same-namespace", port = 80 }]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080 }] }]
+"#,
+    );
+    assert_eq!(
+        listener(l.gw("infra", "same-namespace"), "http").attached_routes,
+        1
+    );
+    assert_eq!(
+        l.route_conditions(Kind::HTTPRoute, "infra", "twice").len(),
+        2
+    );
+}
+
+#[test]
+fn timeouts_zero_disables_and_values_compile() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "t"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+[[HTTPRoute.rules]]
+matches = [{ path = { value = "/request-timeout" } }]
+timeouts = { request = "500ms", backendRequest = "250ms" }
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+[[HTTPRoute.rules]]
+matches = [{ path = { value = "/disable-request-timeout" } }]
+timeouts = { request = "0s" }
+backendRefs = [{ name = "infra-backend-v1", port = 8080 }]
+"#,
+    );
+    let lst = l
+        .snapshot
+        .select_listener(SocketAddr::from(([127, 0, 0, 1], 80)), None)
+        .unwrap();
+    let t = |p: &str| {
+        lst.http_routes()
+            .unwrap()
+            .route(None, &Req::get(p))
+            .unwrap()
+            .rule
+            .timeouts
+    };
+    assert_eq!(
+        t("/request-timeout").request,
+        Some(std::time::Duration::from_millis(500))
+    );
+    assert_eq!(
+        t("/request-timeout").backend_request,
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(t("/disable-request-timeout").request, None);
+}
+
+#[test]
+fn every_condition_carries_the_observed_generation() {
+    let l = with_fixture(&single_backend_route(
+        "r",
+        r#"{ name = "infra-backend-v1", port = 8080 }"#,
+    ));
+    assert_eq!(l.status.generation, 7);
+    let gw = l.gw("infra", "same-namespace");
+    let all = gw
+        .conditions
+        .iter()
+        .chain(gw.listeners.iter().flat_map(|x| x.conditions.iter()))
+        .chain(
+            l.status
+                .routes
+                .iter()
+                .flat_map(|r| r.parents.iter().flat_map(|p| p.conditions.iter())),
+        )
+        .chain(
+            l.status
+                .gateway_classes
+                .iter()
+                .flat_map(|g| g.conditions.iter()),
+        );
+    for cnd in all {
+        assert_eq!(cnd.observed_generation, 7, "{cnd:?}");
+    }
+}

@@ -1,0 +1,192 @@
+//! Whole-pipeline tests: TOML in, status and routing out. Each test is named for the Gateway
+//! API rule or conformance case it checks.
+
+mod gateways;
+mod http_routes;
+mod tls_routes;
+
+use crate::{Loaded, SourceFile, load};
+use gatehouse_model::backend::{BackendTarget, Pick};
+use gatehouse_model::http::RequestView;
+use gatehouse_model::listener::Listener;
+use gatehouse_model::status::{Condition, ConditionStatus, GatewayStatus, ListenerStatus, find};
+use gatehouse_model::{Kind, ResourceKey};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A valid-looking PEM certificate and key (the DER inside is not checked at this layer).
+pub const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUb2xkLWZha2UtY2VydA==\n-----END CERTIFICATE-----\n";
+pub const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+
+/// Loads `toml` as gatehouse.toml in /etc/gatehouse, with `files` readable by Secrets.
+pub fn load_with(toml: &str, files: &[(&str, &str)]) -> Loaded {
+    let files: HashMap<PathBuf, Vec<u8>> = files
+        .iter()
+        .map(|(p, t)| (PathBuf::from(p), t.as_bytes().to_vec()))
+        .collect();
+    let reader = move |p: &Path| {
+        files.get(p).cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")
+        })
+    };
+    let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
+    match load(&[src], &reader, 7) {
+        Ok(l) => l,
+        Err(d) => panic!("configuration did not load:\n{d}"),
+    }
+}
+
+pub fn load_ok(toml: &str) -> Loaded {
+    load_with(toml, &[])
+}
+
+/// The conformance fixtures' backends, as Services in namespace `infra`.
+pub const BACKENDS: &str = r#"
+[[Service]]
+name = "infra-backend-v1"
+namespace = "infra"
+ports = [{ port = 8080 }]
+endpoints = ["127.0.0.11"]
+[[Service]]
+name = "infra-backend-v2"
+namespace = "infra"
+ports = [{ port = 8080 }]
+endpoints = ["127.0.0.12"]
+[[Service]]
+name = "infra-backend-v3"
+namespace = "infra"
+ports = [{ port = 8080 }]
+endpoints = ["127.0.0.13"]
+"#;
+
+/// The conformance fixture Gateway `same-namespace`: HTTP :80, listener `http`, from Same.
+pub const SAME_NAMESPACE_GATEWAY: &str = r#"
+[[Gateway]]
+name = "same-namespace"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+[[Gateway.listeners]]
+name = "http"
+protocol = "HTTP"
+port = 80
+allowedRoutes = { namespaces = { from = "Same" } }
+"#;
+
+pub trait StatusExt {
+    fn gw(&self, ns: &str, name: &str) -> &GatewayStatus;
+    fn route_conditions(&self, kind: Kind, ns: &str, name: &str) -> Vec<Vec<Condition>>;
+}
+
+impl StatusExt for Loaded {
+    fn gw(&self, ns: &str, name: &str) -> &GatewayStatus {
+        self.status
+            .gateway(ns, name)
+            .unwrap_or_else(|| panic!("no status for Gateway {ns}/{name}"))
+    }
+
+    fn route_conditions(&self, kind: Kind, ns: &str, name: &str) -> Vec<Vec<Condition>> {
+        let key = ResourceKey::new(kind, ns, name);
+        let r = self
+            .status
+            .route(&key)
+            .unwrap_or_else(|| panic!("no status for {key}"));
+        r.parents.iter().map(|p| p.conditions.clone()).collect()
+    }
+}
+
+/// Asserts a condition's status and reason.
+#[track_caller]
+pub fn assert_cond(conditions: &[Condition], kind: &str, status: bool, reason: &str) {
+    let c =
+        find(conditions, kind).unwrap_or_else(|| panic!("no {kind} condition in {conditions:#?}"));
+    let want = if status {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (want, reason),
+        "{kind}: {c:#?}"
+    );
+}
+
+#[track_caller]
+pub fn listener<'a>(g: &'a GatewayStatus, name: &str) -> &'a ListenerStatus {
+    g.listener(name)
+        .unwrap_or_else(|| panic!("no listener {name} in {g:#?}"))
+}
+
+/// A request for routing tests.
+pub struct Req {
+    pub method: &'static str,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Req {
+    pub fn get(uri: &str) -> Req {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (uri.to_string(), None),
+        };
+        Req {
+            method: "GET",
+            path,
+            query,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl RequestView for Req {
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let v: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!v.is_empty()).then(|| Cow::Owned(v.join(",")))
+    }
+}
+
+/// Where a request to `port` with Host `host` goes: the name of the Service (or the reason it
+/// cannot) of the backend chosen with `random`, or `None` for 404.
+pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> Option<String> {
+    let local: SocketAddr = ([127, 0, 0, 1], port).into();
+    let host = gatehouse_model::hostname::normalize_request_host(host);
+    let listener: &Listener = l.snapshot.select_listener(local, host.as_deref())?;
+    let routed = listener.http_routes()?.route(host.as_deref(), req)?;
+    Some(match routed.rule.backends.pick(random) {
+        Pick::Backend(b) => match &b.target {
+            BackendTarget::Service { service, .. } => {
+                l.snapshot.services[*service].key.name.clone()
+            }
+            BackendTarget::Unresolved(u) => format!("500 ({u:?})"),
+        },
+        Pick::AllWeightsZero => "503".into(),
+        Pick::NoBackends => "500 (no backends)".into(),
+    })
+}
+
+pub fn route(l: &Loaded, host: &str, uri: &str) -> Option<String> {
+    route_with(l, 80, host, &Req::get(uri), 0)
+}
