@@ -85,27 +85,24 @@ pub fn path_value(s: &str) -> Result<(), String> {
     if s.ends_with("/..") || s.ends_with("/.") {
         return Err(format!("path \"{s}\" must not end with \"/.\" or \"/..\""));
     }
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3);
-            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '%' {
+            let hex = s.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())) {
                 return Err(format!(
                     "path \"{s}\" has a '%' not followed by two hex digits"
                 ));
             }
-            i += 3;
+            chars.next();
+            chars.next();
             continue;
         }
-        if !(b.is_ascii_alphanumeric() || b"-/._~!$&'()*+,;=:@".contains(&b)) {
+        if !(c.is_ascii_alphanumeric() || "-/._~!$&'()*+,;=:@".contains(c)) {
             return Err(format!(
-                "path \"{s}\" has the character '{}', which must be percent-encoded",
-                b as char
+                "path \"{s}\" has the character '{c}', which must be percent-encoded"
             ));
         }
-        i += 1;
     }
     Ok(())
 }
@@ -171,6 +168,15 @@ pub fn label(key: &str, value: &str) -> Result<(), String> {
         return Err(format!("\"{value}\" is not a valid label value"));
     }
     Ok(())
+}
+
+/// "an HTTP", "a TLS": the indefinite article for a protocol name read letter by letter.
+pub fn with_article(protocol: &str) -> String {
+    let vowel_sound = protocol
+        .chars()
+        .next()
+        .is_some_and(|c| "AEFHILMNORSX".contains(c.to_ascii_uppercase()));
+    format!("{} {protocol}", if vowel_sound { "an" } else { "a" })
 }
 
 /// The HTTP methods a match may name.

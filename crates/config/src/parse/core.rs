@@ -156,7 +156,11 @@ pub(super) fn service(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
 
 /// An endpoint: an IP address or DNS name, optionally with `:port` (`[v6]:port` for IPv6).
 pub(crate) fn endpoint(s: &str) -> Result<Endpoint, String> {
-    if let Ok(addr) = s.parse::<IpAddr>() {
+    let unbracketed = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    if let Ok(addr) = unbracketed.parse::<IpAddr>() {
         return Ok(Endpoint::Ip { addr, port: None });
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
@@ -294,9 +298,6 @@ pub(super) fn secret(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &mu
 }
 
 pub(super) fn namespace(cx: &mut Cx<'_>, t: Table<'_, '_>, meta: Meta, doc: &mut Document) {
-    if let Err(e) = validate::namespace_name(&meta.name) {
-        cx.error(&t.span(), &t.path, e);
-    }
     t.finish(cx);
     doc.namespaces.push(Namespace { meta });
 }
@@ -389,6 +390,13 @@ mod tests {
             Ok(Endpoint::Dns {
                 name: "backend.local".into(),
                 port: Some(9000)
+            })
+        );
+        assert_eq!(
+            endpoint("[::1]"),
+            Ok(Endpoint::Ip {
+                addr: "::1".parse().unwrap(),
+                port: None
             })
         );
         assert!(endpoint("backend.local:0").is_err());

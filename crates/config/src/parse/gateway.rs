@@ -142,7 +142,7 @@ fn listener(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Listener> {
         }
         "HTTP" | "TCP" | "UDP" => {
             if let Some(tv) = &tls_v {
-                tv.error(cx, format!("`tls` is not allowed on a {protocol} listener"));
+                tv.error(cx, format!("`tls` is not allowed on {} listener", validate::with_article(&protocol)));
             }
         }
         _ => {}
@@ -151,7 +151,10 @@ fn listener(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Listener> {
         if let Some(h) = &hostname_v {
             h.error(
                 cx,
-                format!("`hostname` is not allowed on a {protocol} listener"),
+                format!(
+                    "`hostname` is not allowed on {} listener",
+                    validate::with_article(&protocol)
+                ),
             );
         }
     }
@@ -320,6 +323,20 @@ fn address(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Address> {
         ok.then_some(s)
     });
     t.finish(cx);
+    if kind == "Hostname" {
+        if let (Some(s), Some(vv)) = (&value, &value_v) {
+            if let Err(e) = Hostname::parse(s).and_then(|h| {
+                if h.is_wildcard() {
+                    Err(gatehouse_model::hostname::HostnameError::BadWildcard)
+                } else {
+                    Ok(h)
+                }
+            }) {
+                vv.error(cx, format!("\"{s}\": {e}"));
+                return None;
+            }
+        }
+    }
     if kind == "IPAddress" {
         match (&value, &value_v) {
             (Some(s), Some(vv)) if s.parse::<IpAddr>().is_err() => {

@@ -145,11 +145,15 @@ fn parse_meta(cx: &mut Cx<'_>, kind: Kind, t: &mut Table<'_, '_>, at: Position) 
     t.path = KeyPath::root(format!("{kind}[{}]", at.index));
     let name_v = t.req(cx, "name");
     let name = name_v.as_ref().and_then(|v| v.string(cx));
-    if let (Some(n), Some(v)) = (&name, &name_v) {
-        if let Err(e) = validate::object_name(n) {
-            v.error(cx, e);
-        }
-    }
+    // A Namespace's name is a DNS label, stricter than other names.
+    let check_name = |n: &str| match kind {
+        Kind::Namespace => validate::namespace_name(n),
+        _ => validate::object_name(n),
+    };
+    let name_ok = match (&name, &name_v) {
+        (Some(n), Some(v)) => check_name(n).map_err(|e| v.error(cx, e)).is_ok(),
+        _ => false,
+    };
     let mut namespace = String::from(if kind.is_namespaced() {
         DEFAULT_NAMESPACE
     } else {
@@ -169,8 +173,7 @@ fn parse_meta(cx: &mut Cx<'_>, kind: Kind, t: &mut Table<'_, '_>, at: Position) 
         .get("labels")
         .map(|v| string_map(cx, &v, true))
         .unwrap_or_default();
-    let name = name?;
-    validate::object_name(&name).ok()?;
+    let name = name.filter(|_| name_ok)?;
     Some(Meta {
         kind,
         name,

@@ -23,7 +23,22 @@ pub(super) fn http_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc:
     match t.get("rules") {
         Some(v) => {
             let mut names: Vec<String> = Vec::new();
-            for item in v.array_max(cx, 16).unwrap_or_default() {
+            let items = v.array_max(cx, 16).unwrap_or_default();
+            let total_matches: usize = items
+                .iter()
+                .filter_map(|i| {
+                    i.v.get_ref()
+                        .as_table()?
+                        .get("matches")?
+                        .get_ref()
+                        .as_array()
+                        .map(|a| a.len())
+                })
+                .sum();
+            if total_matches > 128 {
+                v.error(cx, format!("a route may have at most 128 matches across its rules, found {total_matches}"));
+            }
+            for item in items {
                 if let Some(rule) = http_rule(cx, &item) {
                     if let Some(name) = &rule.name {
                         if names.contains(name) {
@@ -64,7 +79,8 @@ pub(super) fn tls_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
     if let Some(v) = t.req(cx, "rules") {
         let items = v.array(cx).unwrap_or_default();
         if items.len() != 1 && v.v.get_ref().is_array() {
-            v.error(
+            let at = items.get(1).unwrap_or(&v);
+            at.error(
                 cx,
                 format!("a TLSRoute has exactly one rule, found {}", items.len()),
             );
@@ -169,7 +185,9 @@ fn rule_name_key(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key: &'static str) -> O
     Some(s)
 }
 
+/// Route hostnames: at most 16 on an HTTPRoute; 1 to 1024, required, on a TLSRoute.
 fn hostnames(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, required: bool) -> Vec<Hostname> {
+    let max = if required { 1024 } else { 16 };
     let v = if required {
         t.req(cx, "hostnames")
     } else {
@@ -178,10 +196,10 @@ fn hostnames(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, required: bool) -> Vec<Host
     let Some(v) = v else { return Vec::new() };
     let mut out: Vec<Hostname> = Vec::new();
     let items = v.strings(cx).unwrap_or_default();
-    if items.len() > 16 {
+    if items.len() > max {
         v.error(
             cx,
-            format!("must have at most 16 entries, found {}", items.len()),
+            format!("must have at most {max} entries, found {}", items.len()),
         );
     }
     if required && items.is_empty() && v.v.get_ref().is_array() {
@@ -285,12 +303,8 @@ fn anchored_regex(cx: &mut Cx<'_>, v: &Value<'_, '_>, pattern: &str) -> Option<R
         Ok(re) => Some(re),
         Err(e) => {
             let detail = e.to_string();
-            let last = detail
-                .lines()
-                .last()
-                .unwrap_or("invalid")
-                .trim()
-                .to_string();
+            let last = detail.lines().last().unwrap_or("invalid").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
             v.error(
                 cx,
                 format!("invalid regular expression \"{pattern}\": {last}"),
@@ -440,7 +454,7 @@ fn timeouts(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RouteTimeouts> {
         None => None,
     };
     if let (Some(r), Some(b), Some(bv)) = (request, backend_request, &backend_v) {
-        if !r.is_zero() && (b > r || b.is_zero()) {
+        if !r.is_zero() && b > r {
             bv.error(
                 cx,
                 "backendRequest must not be longer than request (unless request is \"0s\")",
@@ -526,6 +540,8 @@ fn filters(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RawFilters> {
     let mut out = RawFilters::default();
     let mut ok = true;
     let mut seen: Vec<String> = Vec::new();
+    // The filter that made RequestRedirect and URLRewrite meet, if they do.
+    let mut incompatible: Option<Value<'_, '_>> = None;
     for item in items {
         let Some(mut t) = item.table(cx) else {
             ok = false;
@@ -561,6 +577,14 @@ fn filters(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RawFilters> {
             );
             ok = false;
             continue;
+        }
+        let pair = if kind == "RequestRedirect" {
+            "URLRewrite"
+        } else {
+            "RequestRedirect"
+        };
+        if (kind == "RequestRedirect" || kind == "URLRewrite") && seen.iter().any(|s| s == pair) {
+            incompatible = Some(item.clone());
         }
         seen.push(kind.clone());
         let key = FILTER_TYPES
@@ -610,8 +634,10 @@ fn filters(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RawFilters> {
         };
         ok &= parsed.is_some();
     }
-    if out.filters.redirect.is_some() && out.filters.rewrite.is_some() {
-        v.error(
+    if let Some(second) =
+        incompatible.filter(|_| out.filters.redirect.is_some() && out.filters.rewrite.is_some())
+    {
+        second.error(
             cx,
             "RequestRedirect and URLRewrite filters cannot be combined",
         );

@@ -324,8 +324,8 @@ pub(crate) fn resolve_listener(
         Err(Problem::new(
             reason::INVALID_ROUTE_KINDS,
             format!(
-                "route kinds not supported on a {} listener: {}",
-                l.protocol,
+                "route kinds not supported on {} listener: {}",
+                crate::validate::with_article(&l.protocol),
                 invalid_kinds.join(", ")
             ),
         ))

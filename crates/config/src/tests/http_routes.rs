@@ -1112,3 +1112,29 @@ fn every_condition_carries_the_observed_generation() {
         assert_eq!(cnd.observed_generation, 7, "{cnd:?}");
     }
 }
+
+#[test]
+fn backend_request_timeout_of_zero_is_allowed_under_a_request_timeout() {
+    let l = with_fixture(
+        r#"
+[[HTTPRoute]]
+name = "t"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+rules = [{ timeouts = { request = "10s", backendRequest = "0s" }, backendRefs = [{ name = "infra-backend-v1", port = 8080 }] }]
+"#,
+    );
+    let lst = l
+        .snapshot
+        .select_listener(SocketAddr::from(([127, 0, 0, 1], 80)), None)
+        .unwrap();
+    let t = lst
+        .http_routes()
+        .unwrap()
+        .route(None, &Req::get("/"))
+        .unwrap()
+        .rule
+        .timeouts;
+    assert_eq!(t.request, Some(std::time::Duration::from_secs(10)));
+    assert_eq!(t.backend_request, None);
+}

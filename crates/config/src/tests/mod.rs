@@ -190,3 +190,51 @@ pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> 
 pub fn route(l: &Loaded, host: &str, uri: &str) -> Option<String> {
     route_with(l, 80, host, &Req::get(uri), 0)
 }
+
+#[test]
+fn no_input_panics_when_examples_are_truncated_or_mangled() {
+    let examples = [
+        include_str!("../../../../etc/gatehouse/gatehouse.toml"),
+        include_str!("../../../../etc/gatehouse/examples/basic-http.toml"),
+        include_str!("../../../../etc/gatehouse/examples/basic-https.toml"),
+        include_str!("../../../../etc/gatehouse/examples/tls-passthrough.toml"),
+        include_str!("../../../../etc/gatehouse/examples/load-balancing.toml"),
+    ];
+    let reader = |_: &Path| Ok(b"garbage".to_vec());
+    let replacements = [
+        "", "\"", "[", "]", "{", "}", "=", "0", "-1", "é", "\n", "*", "[[x]]\n", "true",
+    ];
+    for text in examples {
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(3).collect();
+        for &cut in &boundaries {
+            let truncated = &text[..cut];
+            let _ = load(
+                &[SourceFile::new(
+                    "gatehouse.toml",
+                    "/x/gatehouse.toml",
+                    truncated,
+                )],
+                &reader,
+                1,
+            );
+        }
+        for (n, &at) in boundaries.iter().enumerate().step_by(5) {
+            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            let mangled = format!(
+                "{}{}{}",
+                &text[..at],
+                replacements[n % replacements.len()],
+                &text[end..]
+            );
+            let _ = load(
+                &[SourceFile::new(
+                    "gatehouse.toml",
+                    "/x/gatehouse.toml",
+                    mangled,
+                )],
+                &reader,
+                1,
+            );
+        }
+    }
+}

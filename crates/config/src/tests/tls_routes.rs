@@ -428,3 +428,18 @@ fn oldest_tls_route_keeps_a_contested_hostname() {
         Some("tls-backend")
     );
 }
+
+#[test]
+fn tls_route_allows_up_to_1024_hostnames() {
+    let names: Vec<String> = (0..17).map(|i| format!("h{i}.example.com")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let l = load_ok(&format!(
+        "{TLS_BACKENDS}{}{}",
+        passthrough_gateway("g", 443, None),
+        tls_route("many", "g", &refs, "tls-backend")
+    ));
+    assert_eq!(
+        sni(&l, 443, "h16.example.com").as_deref(),
+        Some("tls-backend")
+    );
+}
