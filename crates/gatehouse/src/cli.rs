@@ -22,6 +22,8 @@ pub enum Command {
     /// Parse and compile the configuration as a reload would; print every error with its
     /// location and every resource whose status is not clean.
     Check(CheckArgs),
+    /// Run an echo backend (like the Gateway API conformance echo-basic server) for tests.
+    Echo(EchoCliArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,4 +45,17 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoCliArgs {
+    /// The address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Reported as `pod` and `name` in every echo.
+    #[arg(long, default_value = "echo")]
+    pub name: String,
+    /// Reported as `namespace` in every echo.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
 }

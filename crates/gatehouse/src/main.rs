@@ -6,11 +6,17 @@ use std::process::ExitCode;
 mod check;
 mod cli;
 mod configdir;
+mod echo;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::Echo(a) => echo::run(&echo::EchoArgs {
+            listen: a.listen,
+            name: a.name,
+            namespace: a.namespace,
+        }),
     };
     match result {
         Ok(code) => code,
