@@ -1,5 +1,12 @@
-//! Helpers for the end-to-end tests: find the real `gatehouse` binary, build configuration
-//! directories, run commands.
+//! Helpers for the end-to-end tests: the real `gatehouse` binary run as a gateway and as echo
+//! backends on loopback addresses of their own, configuration directories, and an HTTP client
+//! (HTTP/1.1 and h2c with prior knowledge) that sets any Host.
+
+pub mod client;
+pub mod process;
+
+pub use client::{Client, Resp};
+pub use process::{Echo, Gateway, unique_ip};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,6 +57,13 @@ impl ConfigDir {
         ConfigDir {
             dir: tempfile::tempdir().expect("tempdir"),
         }
+    }
+
+    /// A directory whose gatehouse.toml is `text`.
+    pub fn with_main(text: &str) -> ConfigDir {
+        let d = ConfigDir::new();
+        d.write("gatehouse.toml", text);
+        d
     }
 
     pub fn path(&self) -> &Path {

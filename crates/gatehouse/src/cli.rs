@@ -19,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the configuration: the daemon (SIGHUP reloads, SIGTERM drains and exits).
+    Run(RunArgs),
     /// Parse and compile the configuration as a reload would; print every error with its
     /// location and every resource whose status is not clean.
     Check(CheckArgs),
@@ -58,4 +60,11 @@ pub struct EchoCliArgs {
     /// Reported as `namespace` in every echo.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration directory (gatehouse.toml and conf.d/).
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR)]
+    pub config: PathBuf,
 }

@@ -7,10 +7,13 @@ mod check;
 mod cli;
 mod configdir;
 mod echo;
+mod logging;
+mod run;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::Run(args) => run::run(&args),
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Echo(a) => echo::run(&echo::EchoArgs {
             listen: a.listen,
