@@ -615,7 +615,8 @@ impl ProxyHttp for GatewayProxy {
             let req = session.req_header();
             let client = session
                 .client_addr()
-                .map(|a| a.to_string())
+                .and_then(|a| a.as_inet())
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()).to_string())
                 .unwrap_or_default();
             tracing::info!(
                 target: "gatehouse::access",
