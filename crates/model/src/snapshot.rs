@@ -103,6 +103,21 @@ impl Snapshot {
         select_by_host(host, candidates.iter().map(|l| l.hostname.as_ref())).map(|i| candidates[i])
     }
 
+    /// Like [`Snapshot::select_listener`], among the listeners of one protocol only: an
+    /// HTTPS request's Host is compared with the HTTPS listeners on its port.
+    pub fn select_listener_of(
+        &self,
+        local: SocketAddr,
+        host: Option<&str>,
+        protocol: crate::listener::Protocol,
+    ) -> Option<&Listener> {
+        let candidates: Vec<&Listener> = self
+            .listeners_at(local)
+            .filter(|l| l.protocol == protocol)
+            .collect();
+        select_by_host(host, candidates.iter().map(|l| l.hostname.as_ref())).map(|i| candidates[i])
+    }
+
     pub fn service(&self, key: &ResourceKey) -> Option<&Service> {
         self.services.iter().find(|s| &s.key == key)
     }

@@ -16,6 +16,7 @@
 pub mod backends;
 mod http;
 pub mod listeners;
+pub mod tls;
 
 use arc_swap::ArcSwap;
 use backends::Pools;
@@ -26,6 +27,7 @@ use pingora_core::protocols::GetSocketDigest;
 use pingora_core::protocols::SocketDigest;
 use pingora_core::server::configuration::ServerConf;
 use pingora_proxy::HttpProxy;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +53,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct Generation {
     pub snapshot: Arc<Snapshot>,
     pub pools: Arc<Pools>,
+    /// rustls server configurations of the HTTPS listeners.
+    pub tls: tls::terminate::TlsConfigs,
 }
 
 /// State shared by the proxy and the connection tasks.
@@ -59,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) mirror_connector: pingora_core::connectors::http::Connector,
     connections: AtomicUsize,
     drained: Notify,
+    /// The SNI of each terminated TLS connection, by (client, local) address: a request on it
+    /// is checked against the listener its SNI chose (421 when its Host belongs to another).
+    tls_sni: Mutex<HashMap<(SocketAddr, SocketAddr), Option<String>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -72,6 +79,31 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub(crate) fn current(&self) -> Arc<Generation> {
         self.generation.load_full()
+    }
+
+    /// The SNI a terminated TLS connection sent; `None` for plaintext connections.
+    pub(crate) fn tls_sni(&self, client: SocketAddr, local: SocketAddr) -> Option<Option<String>> {
+        self.tls_sni
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(client, local))
+            .cloned()
+    }
+}
+
+/// Keeps a TLS connection's SNI registered while the connection lives.
+struct SniGuard {
+    shared: Arc<Shared>,
+    key: (SocketAddr, SocketAddr),
+}
+
+impl Drop for SniGuard {
+    fn drop(&mut self) {
+        self.shared
+            .tls_sni
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -143,10 +175,12 @@ impl DataPlane {
             generation: ArcSwap::from_pointee(Generation {
                 snapshot: Arc::new(Snapshot::default()),
                 pools: Arc::new(Pools::default()),
+                tls: tls::terminate::TlsConfigs::default(),
             }),
             mirror_connector: pingora_core::connectors::http::Connector::new(None),
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
+            tls_sni: Mutex::new(HashMap::new()),
         });
         let conf = Arc::new(ServerConf::default());
         let proxies = Arc::new(Proxies {
@@ -176,9 +210,12 @@ impl DataPlane {
         );
         Pools::spawn_dns_refresh(&pools, self.shutdown.subscribe());
         let wanted = listeners::wanted(&snapshot.ports);
-        self.shared
-            .generation
-            .store(Arc::new(Generation { snapshot, pools }));
+        let tls = tls::terminate::TlsConfigs::build(&snapshot);
+        self.shared.generation.store(Arc::new(Generation {
+            snapshot,
+            pools,
+            tls,
+        }));
         let shared = self.shared.clone();
         let proxies = self.proxies.clone();
         let shutdown = self.shutdown.subscribe();
@@ -186,8 +223,9 @@ impl DataPlane {
             let guard = ConnectionGuard::new(&shared);
             let proxies = proxies.clone();
             let shutdown = shutdown.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
-                serve_connection(stream, peer, &proxies, &shutdown).await;
+                serve_connection(stream, peer, &shared, &proxies, &shutdown).await;
                 drop(guard);
             });
         };
@@ -237,18 +275,140 @@ impl Default for DataPlane {
     }
 }
 
-/// One plaintext connection: read the first bytes (bounded in time) to tell h2c from
-/// HTTP/1, put them back, and hand the stream to the matching proxy.
+/// One accepted connection: TLS or plaintext, as the current generation says its port is.
 async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    proxies: &Proxies,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let Ok(local) = tcp.local_addr() else { return };
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+    let generation = shared.current();
+    let is_tls = generation
+        .snapshot
+        .ports
+        .iter()
+        .any(|p| p.port == local.port() && p.tls);
+    if is_tls {
+        serve_tls(tcp, peer, local, generation, shared, proxies, shutdown).await;
+    } else {
+        drop(generation);
+        serve_plaintext(tcp, peer, proxies, shutdown).await;
+    }
+}
+
+fn l4_stream(tcp: TcpStream) -> pingora_core::protocols::l4::stream::Stream {
+    let fd = tcp.as_raw_fd();
+    let mut stream = pingora_core::protocols::l4::stream::Stream::from(tcp);
+    stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
+    stream
+}
+
+/// A connection to a TLS port: read the ClientHello (bounded in bytes and time), choose the
+/// listener by SNI, then pass the connection through or terminate it. Anything that goes
+/// wrong closes the connection without a TLS alert.
+async fn serve_tls(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    generation: Arc<Generation>,
+    shared: &Arc<Shared>,
+    proxies: &Proxies,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let mut kept = Vec::new();
+    let hello = match tokio::time::timeout(
+        FIRST_BYTES_TIMEOUT,
+        tls::hello::read_client_hello(&mut tcp, &mut kept),
+    )
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer, "closed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "closed: no ClientHello within {FIRST_BYTES_TIMEOUT:?}");
+            return;
+        }
+    };
+    let snapshot = &generation.snapshot;
+    let Some(listener) = snapshot.select_listener(local, hello.sni.as_deref()) else {
+        tracing::debug!(client = %peer, sni = hello.sni.as_deref().unwrap_or(""), "closed: no listener for this SNI");
+        return;
+    };
+    match &listener.kind {
+        gatehouse_model::listener::ListenerKind::TlsPassthrough { routes } => {
+            if let Err(e) = tls::passthrough::splice(
+                &generation,
+                routes,
+                hello.sni.as_deref(),
+                tcp,
+                &kept,
+                peer,
+            )
+            .await
+            {
+                tracing::debug!(client = %peer, sni = hello.sni.as_deref().unwrap_or(""), "passthrough closed: {e}");
+            }
+        }
+        gatehouse_model::listener::ListenerKind::Https { .. } => {
+            let index = snapshot
+                .listeners
+                .iter()
+                .position(|l| std::ptr::eq(l, listener));
+            let Some(config) = index.and_then(|i| generation.tls.get(i)).cloned() else {
+                return;
+            };
+            drop(generation);
+            let id = tcp.as_raw_fd();
+            let mut stream = l4_stream(tcp);
+            stream.rewind(&kept);
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let conn =
+                match tokio::time::timeout(FIRST_BYTES_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(c)) => tls::terminate::TlsConn::new(c, id),
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let key = (
+                SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+                local,
+            );
+            shared
+                .tls_sni
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, hello.sni.clone());
+            let _sni = SniGuard {
+                shared: shared.clone(),
+                key,
+            };
+            proxies.h1.process_new(Box::new(conn), shutdown).await;
+        }
+        gatehouse_model::listener::ListenerKind::Http { .. } => {}
+    }
+}
+
+/// A plaintext connection: read the first bytes (bounded in time) to tell h2c from
+/// HTTP/1, put them back, and hand the stream to the matching proxy.
+async fn serve_plaintext(
     tcp: TcpStream,
     peer: SocketAddr,
     proxies: &Proxies,
     shutdown: &watch::Receiver<bool>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    let fd = tcp.as_raw_fd();
-    let mut stream = pingora_core::protocols::l4::stream::Stream::from(tcp);
-    stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
+    let mut stream = l4_stream(tcp);
     let mut buf = [0u8; 24];
     let mut n = 0;
     let first_bytes = async {

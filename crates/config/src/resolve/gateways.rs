@@ -249,6 +249,29 @@ fn load_certificate(reader: &dyn FileReader, secret: &Secret) -> Result<Certific
         ),
         e => format!("{}: malformed PEM: {e}", key_file.display()),
     })?;
+    // The key must be one rustls can sign with, and it must belong to the leaf certificate.
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
+        format!(
+            "{}: the private key is not a supported RSA, ECDSA (P-256, P-384) or Ed25519 key",
+            key_file.display()
+        )
+    })?;
+    match rustls::sign::CertifiedKey::new(chain.clone(), signing_key).keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(format!(
+                "{}: the private key does not belong to the certificate in {}",
+                key_file.display(),
+                cert_file.display()
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "{}: the certificate cannot be used: {e}",
+                cert_file.display()
+            ));
+        }
+    }
     Ok(Certificate {
         secret: secret.meta.key(),
         chain,

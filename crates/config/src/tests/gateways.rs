@@ -16,8 +16,8 @@ fn with_certs(toml: &str) -> Loaded {
     load_with(
         toml,
         &[
-            ("/etc/gatehouse/certs/cert.pem", CERT_PEM),
-            ("/etc/gatehouse/certs/key.pem", KEY_PEM),
+            ("/etc/gatehouse/certs/cert.pem", cert_pem()),
+            ("/etc/gatehouse/certs/key.pem", key_pem()),
         ],
     )
 }
@@ -314,8 +314,8 @@ keyFile = "certs/hello.txt"
         let l = load_with(
             &format!("{secrets}{}", https_gateway(name, cert_ref)),
             &[
-                ("/etc/gatehouse/certs/cert.pem", CERT_PEM),
-                ("/etc/gatehouse/certs/key.pem", KEY_PEM),
+                ("/etc/gatehouse/certs/cert.pem", cert_pem()),
+                ("/etc/gatehouse/certs/key.pem", key_pem()),
                 ("/etc/gatehouse/certs/hello.txt", "Hello world"),
             ],
         );
@@ -751,4 +751,28 @@ rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_key_that_does_not_belong_to_the_certificate_is_an_invalid_certificate_ref() {
+    let other = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let l = load_with(
+        &format!(
+            "{SECRET}{}",
+            https_gateway("gw", r#"{ name = "tls-validity-checks-certificate" }"#)
+        ),
+        &[
+            ("/etc/gatehouse/certs/cert.pem", cert_pem()),
+            ("/etc/gatehouse/certs/key.pem", &other),
+        ],
+    );
+    let ls = listener(l.gw("infra", "gw"), "https");
+    assert_cond(
+        &ls.conditions,
+        c::RESOLVED_REFS,
+        false,
+        r::INVALID_CERTIFICATE_REF,
+    );
+    let msg = &find(&ls.conditions, c::RESOLVED_REFS).unwrap().message;
+    assert!(msg.contains("does not belong to the certificate"), "{msg}");
 }

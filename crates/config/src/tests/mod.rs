@@ -16,9 +16,28 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A valid-looking PEM certificate and key (the DER inside is not checked at this layer).
-pub const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUb2xkLWZha2UtY2VydA==\n-----END CERTIFICATE-----\n";
-pub const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+/// A self-signed certificate (for the conformance fixture's names) and its key, generated
+/// once per test run.
+fn cert_and_key() -> &'static (String, String) {
+    static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        let names = [
+            "*".to_string(),
+            "*.org".to_string(),
+            "*.wildcard.org".to_string(),
+        ];
+        let c = rcgen::generate_simple_self_signed(names).expect("rcgen");
+        (c.cert.pem(), c.signing_key.serialize_pem())
+    })
+}
+
+pub fn cert_pem() -> &'static str {
+    &cert_and_key().0
+}
+
+pub fn key_pem() -> &'static str {
+    &cert_and_key().1
+}
 
 /// Loads `toml` as gatehouse.toml in /etc/gatehouse, with `files` readable by Secrets.
 pub fn load_with(toml: &str, files: &[(&str, &str)]) -> Loaded {

@@ -360,8 +360,8 @@ rules = [{{ backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
             )
         ),
         &[
-            ("/etc/gatehouse/cert.pem", CERT_PEM),
-            ("/etc/gatehouse/key.pem", KEY_PEM),
+            ("/etc/gatehouse/cert.pem", cert_pem()),
+            ("/etc/gatehouse/key.pem", key_pem()),
         ],
     );
     for (gw, ls) in [("tls-gateway", "https-1"), ("cilium-tls-gateway", "tls")] {

@@ -187,16 +187,35 @@ impl ProxyHttp for GatewayProxy {
             return respond(session, ctx, 500, &[], "no local address\n").await;
         };
         let host = request_host(session.req_header());
-        let Some((li, listener)) = snapshot
-            .select_listener(local, host.as_deref())
-            .and_then(|l| {
-                snapshot
-                    .listeners
-                    .iter()
-                    .position(|x| std::ptr::eq(x, l))
-                    .map(|i| (i, l))
-            })
-        else {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+        let listener = match client.and_then(|c| self.shared.tls_sni(c, local)) {
+            // Plaintext: the Host chooses the listener.
+            None => snapshot.select_listener(local, host.as_deref()),
+            // TLS: the SNI chose the listener; a Host that another HTTPS listener on this
+            // port would take is a misdirected request (421), a Host no listener takes is 404.
+            Some(sni) => {
+                let by_sni = snapshot.select_listener_of(local, sni.as_deref(), Protocol::HTTPS);
+                let by_host = snapshot.select_listener_of(local, host.as_deref(), Protocol::HTTPS);
+                match (by_sni, by_host) {
+                    (Some(a), Some(b)) if std::ptr::eq(a, b) => Some(a),
+                    (_, Some(_)) => {
+                        return respond(session, ctx, 421, &[], "misdirected request: this connection's SNI belongs to another listener\n").await;
+                    }
+                    (_, None) => None,
+                }
+            }
+        };
+        let Some((li, listener)) = listener.and_then(|l| {
+            snapshot
+                .listeners
+                .iter()
+                .position(|x| std::ptr::eq(x, l))
+                .map(|i| (i, l))
+        }) else {
             return respond(session, ctx, 404, &[], "no listener for this host\n").await;
         };
         ctx.listener = Some(li);
