@@ -42,6 +42,9 @@ pub const MAIN_FILE: &str = "gatehouse.toml";
 pub struct Loaded {
     pub snapshot: Snapshot,
     pub status: Status,
+    /// The certificate and key files Secrets name: a change to any of them is a reason to
+    /// reload, wherever they live.
+    pub secret_files: Vec<std::path::PathBuf>,
 }
 
 /// Parses every file (the first one is `gatehouse.toml`) into one document, or returns every
@@ -69,7 +72,17 @@ pub fn load(
 ) -> Result<Loaded, Diagnostics> {
     let doc = parse(files)?;
     let (snapshot, status) = resolve::resolve(&doc, reader, generation);
-    Ok(Loaded { snapshot, status })
+    let secret_files = doc
+        .secrets
+        .iter()
+        .flat_map(|s| s.cert_file.iter().chain(s.key_file.iter()))
+        .cloned()
+        .collect();
+    Ok(Loaded {
+        snapshot,
+        status,
+        secret_files,
+    })
 }
 
 /// Two resources of one kind with one namespace and name: the later one is an error.

@@ -305,10 +305,10 @@ fn go_headers(headers: &HeaderMap, version: Version) -> BTreeMap<String, Vec<Str
             .or_default()
             .push(value);
     }
-    if version == Version::HTTP_2 {
-        if let Some(cookies) = out.get_mut("Cookie").filter(|c| c.len() > 1) {
-            *cookies = vec![cookies.join("; ")];
-        }
+    if version == Version::HTTP_2
+        && let Some(cookies) = out.get_mut("Cookie").filter(|c| c.len() > 1)
+    {
+        *cookies = vec![cookies.join("; ")];
     }
     out
 }

@@ -9,6 +9,7 @@ mod configdir;
 mod echo;
 mod logging;
 mod run;
+mod watch;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -4,8 +4,12 @@
 //! error), install logging per `[log]`, bind every listener (a socket that cannot be bound:
 //! exit 1, as nginx does), then serve. `SIGHUP` reloads: the whole directory is read and
 //! compiled off the serving path; a set with errors is rejected whole and the running
-//! configuration keeps serving. `SIGTERM` (and `SIGINT`) stop accepting, let in-flight
-//! requests finish for up to `[runtime] shutdownGrace`, and exit 0.
+//! configuration keeps serving. A change to any file of the directory, or to a certificate
+//! or key a Secret names, reloads the same way (see [`crate::watch`]). `SIGTERM` (and
+//! `SIGINT`) stop accepting, let in-flight requests finish for up to
+//! `[runtime] shutdownGrace`, and exit 0. Under systemd (`Type=notify-reload`) the daemon
+//! reports READY=1 once its listeners are bound, RELOADING=1 with MONOTONIC_USEC around each
+//! reload, its generation in STATUS=, and pings the watchdog when one is configured.
 
 use crate::cli::RunArgs;
 use crate::configdir;
@@ -74,10 +78,50 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     runtime.block_on(serve(args.config.clone(), loaded))
 }
 
+/// Tells systemd (when it is listening: `NOTIFY_SOCKET`) how the daemon is doing.
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(states)
+    {
+        tracing::debug!("sd_notify: {e}");
+    }
+}
+
+/// Pings the systemd watchdog at half its interval, when the unit asks for one.
+fn spawn_watchdog() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tick.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
+/// Reads and compiles the configuration on a blocking thread, off the serving path.
+async fn load_off_path(
+    dir: &Path,
+    generation: u64,
+) -> Result<std::result::Result<Loaded, gatehouse_config::Diagnostics>> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || load(&dir, generation))
+        .await
+        .context("configuration loader panicked")?
+}
+
 async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let (changed_tx, mut changed) = tokio::sync::mpsc::channel(1);
+    let mut watcher = crate::watch::ConfigWatcher::new(&dir, changed_tx)
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    watcher.watch_secret_files(&loaded.secret_files);
 
     let plane = DataPlane::new();
     log_status_problems(&loaded);
@@ -88,31 +132,69 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
     let mut generation = 1;
     let addrs: Vec<String> = plane.local_addrs().iter().map(|a| a.to_string()).collect();
     tracing::info!(generation, listening = addrs.join(" "), "gatehouse serving");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving generation {generation}")),
+    ]);
+    spawn_watchdog();
 
     loop {
-        tokio::select! {
-            _ = sighup.recv() => {
-                let next = generation + 1;
-                match load(&dir, next) {
-                    Ok(Ok(loaded)) => {
-                        log_status_problems(&loaded);
-                        let errors = plane.apply(Arc::new(loaded.snapshot)).await;
-                        generation = next;
-                        tracing::info!(generation, bind_errors = errors.len(), "configuration reloaded");
-                    }
-                    Ok(Err(diags)) => {
-                        for d in diags.iter() {
-                            tracing::error!(file = %d.file, line = d.line, column = d.column, path = %d.path, "{}", d.message);
-                        }
-                        tracing::error!(generation, errors = diags.len(), "configuration rejected; still serving the previous one");
-                    }
-                    Err(e) => tracing::error!(generation, "configuration not reloaded: {e:#}"),
-                }
-            }
+        let why = tokio::select! {
+            _ = sighup.recv() => "SIGHUP",
+            Some(()) = changed.recv() => "file change",
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-        }
+        };
+        notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(sd_notify::NotifyState::Reloading),
+        ]);
+        let next = generation + 1;
+        let status = match load_off_path(&dir, next).await {
+            Ok(Ok(loaded)) => {
+                log_status_problems(&loaded);
+                watcher.watch_secret_files(&loaded.secret_files);
+                let errors = plane.apply(Arc::new(loaded.snapshot)).await;
+                generation = next;
+                tracing::info!(
+                    generation,
+                    trigger = why,
+                    bind_errors = errors.len(),
+                    "configuration applied"
+                );
+                format!("serving generation {generation}")
+            }
+            Ok(Err(diags)) => {
+                for d in diags.iter() {
+                    tracing::error!(file = %d.file, line = d.line, column = d.column, path = %d.path, "{}", d.message);
+                }
+                tracing::error!(
+                    generation,
+                    trigger = why,
+                    errors = diags.len(),
+                    "configuration rejected; still serving the previous one"
+                );
+                format!(
+                    "serving generation {generation}; the last change was rejected ({} errors)",
+                    diags.len()
+                )
+            }
+            Err(e) => {
+                tracing::error!(
+                    generation,
+                    trigger = why,
+                    "configuration not reloaded: {e:#}"
+                );
+                format!("serving generation {generation}; the last reload failed")
+            }
+        };
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ]);
     }
+    notify(&[sd_notify::NotifyState::Stopping]);
     let grace = plane.current().snapshot.settings.runtime.shutdown_grace;
     tracing::info!(
         open_connections = plane.open_connections(),

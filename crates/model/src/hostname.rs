@@ -167,10 +167,10 @@ pub fn effective_hostnames(
     }
     let mut out: Vec<Hostname> = Vec::new();
     for h in route {
-        if let Some(i) = intersect(listener, h) {
-            if !out.contains(&i) {
-                out.push(i);
-            }
+        if let Some(i) = intersect(listener, h)
+            && !out.contains(&i)
+        {
+            out.push(i);
         }
     }
     Some(out)

@@ -173,10 +173,10 @@ impl HttpMatch {
         if !self.path.matches(req.path()) {
             return false;
         }
-        if let Some(m) = &self.method {
-            if req.method() != m {
-                return false;
-            }
+        if let Some(m) = &self.method
+            && req.method() != m
+        {
+            return false;
         }
         for (name, value) in &self.headers {
             match req.header(name) {

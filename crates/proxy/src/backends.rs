@@ -136,14 +136,13 @@ impl Pool {
             consecutive_errors,
             ejection_time,
         }) = &self.service.outlier_detection
+            && n >= *consecutive_errors
         {
-            if n >= *consecutive_errors {
-                if let Ok(mut g) = target.ejected_until.lock() {
-                    *g = Some(Instant::now() + *ejection_time);
-                }
-                target.consecutive_errors.store(0, Ordering::Relaxed);
-                tracing::warn!(service = %self.service.key, endpoint = %target.ip, "endpoint ejected after {n} consecutive connect errors");
+            if let Ok(mut g) = target.ejected_until.lock() {
+                *g = Some(Instant::now() + *ejection_time);
             }
+            target.consecutive_errors.store(0, Ordering::Relaxed);
+            tracing::warn!(service = %self.service.key, endpoint = %target.ip, "endpoint ejected after {n} consecutive connect errors");
         }
     }
 

@@ -255,6 +255,10 @@ impl DataPlane {
             .unwrap_or_else(|p| p.into_inner())
             .stop_all();
         let _ = self.shutdown.send(true);
+        // Keep-alive connections waiting for their next request close now; those with a
+        // request in flight close after it (HTTP/2 clients get a GOAWAY).
+        self.proxies.h1.cleanup().await;
+        self.proxies.h2c.cleanup().await;
         let wait = async {
             loop {
                 let notified = self.shared.drained.notified();

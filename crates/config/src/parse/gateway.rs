@@ -62,20 +62,20 @@ pub(super) fn gateway(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
         addresses.push(a);
     }
     let mut has_infrastructure_parameters_ref = false;
-    if let Some(v) = t.get("infrastructure") {
-        if let Some(mut inf) = v.table(cx) {
-            if let Some(l) = inf.get("labels") {
-                string_map(cx, &l, true);
-            }
-            if let Some(a) = inf.get("annotations") {
-                string_map(cx, &a, false);
-            }
-            has_infrastructure_parameters_ref = inf
-                .get("parametersRef")
-                .and_then(|p| object_ref(cx, &p, "", false))
-                .is_some();
-            inf.finish(cx);
+    if let Some(v) = t.get("infrastructure")
+        && let Some(mut inf) = v.table(cx)
+    {
+        if let Some(l) = inf.get("labels") {
+            string_map(cx, &l, true);
         }
+        if let Some(a) = inf.get("annotations") {
+            string_map(cx, &a, false);
+        }
+        has_infrastructure_parameters_ref = inf
+            .get("parametersRef")
+            .and_then(|p| object_ref(cx, &p, "", false))
+            .is_some();
+        inf.finish(cx);
     }
     t.finish(cx);
     if let Some(class_name) = class_name {
@@ -147,24 +147,25 @@ fn listener(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Listener> {
         }
         _ => {}
     }
-    if matches!(protocol.as_str(), "TCP" | "UDP") {
-        if let Some(h) = &hostname_v {
-            h.error(
-                cx,
-                format!(
-                    "`hostname` is not allowed on {} listener",
-                    validate::with_article(&protocol)
-                ),
-            );
-        }
+    if matches!(protocol.as_str(), "TCP" | "UDP")
+        && let Some(h) = &hostname_v
+    {
+        h.error(
+            cx,
+            format!(
+                "`hostname` is not allowed on {} listener",
+                validate::with_article(&protocol)
+            ),
+        );
     }
-    if let (Some(tls), Some(tv)) = (&tls, &tls_v) {
-        if tls.mode == TlsMode::Terminate && tls.certificate_refs.is_empty() {
-            tv.error(
-                cx,
-                "tls.mode \"Terminate\" needs at least one entry in certificateRefs",
-            );
-        }
+    if let (Some(tls), Some(tv)) = (&tls, &tls_v)
+        && tls.mode == TlsMode::Terminate
+        && tls.certificate_refs.is_empty()
+    {
+        tv.error(
+            cx,
+            "tls.mode \"Terminate\" needs at least one entry in certificateRefs",
+        );
     }
     Some(Listener {
         name: name?,
@@ -323,19 +324,18 @@ fn address(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Address> {
         ok.then_some(s)
     });
     t.finish(cx);
-    if kind == "Hostname" {
-        if let (Some(s), Some(vv)) = (&value, &value_v) {
-            if let Err(e) = Hostname::parse(s).and_then(|h| {
-                if h.is_wildcard() {
-                    Err(gatehouse_model::hostname::HostnameError::BadWildcard)
-                } else {
-                    Ok(h)
-                }
-            }) {
-                vv.error(cx, format!("\"{s}\": {e}"));
-                return None;
+    if kind == "Hostname"
+        && let (Some(s), Some(vv)) = (&value, &value_v)
+        && let Err(e) = Hostname::parse(s).and_then(|h| {
+            if h.is_wildcard() {
+                Err(gatehouse_model::hostname::HostnameError::BadWildcard)
+            } else {
+                Ok(h)
             }
-        }
+        })
+    {
+        vv.error(cx, format!("\"{s}\": {e}"));
+        return None;
     }
     if kind == "IPAddress" {
         match (&value, &value_v) {

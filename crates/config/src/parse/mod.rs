@@ -202,11 +202,9 @@ fn string_map(cx: &mut Cx<'_>, v: &Value<'_, '_>, labels: bool) -> BTreeMap<Stri
             path: v.path.key(key),
         };
         if let Some(s) = item.string(cx) {
-            if labels {
-                if let Err(e) = validate::label(key, &s) {
-                    item.error(cx, e);
-                    continue;
-                }
+            if labels && let Err(e) = validate::label(key, &s) {
+                item.error(cx, e);
+                continue;
             }
             out.insert(key.to_string(), s);
         }

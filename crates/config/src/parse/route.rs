@@ -256,14 +256,14 @@ fn http_rule(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<HttpRule> {
     };
     t.finish(cx);
     let filters = filters?;
-    if filters.filters.redirect.is_some() {
-        if let Some(b) = backends_v.as_ref().filter(|_| !backend_refs.is_empty()) {
-            b.error(
-                cx,
-                "a rule with a RequestRedirect filter must not have backendRefs",
-            );
-            ok = false;
-        }
+    if filters.filters.redirect.is_some()
+        && let Some(b) = backends_v.as_ref().filter(|_| !backend_refs.is_empty())
+    {
+        b.error(
+            cx,
+            "a rule with a RequestRedirect filter must not have backendRefs",
+        );
+        ok = false;
     }
     // ReplacePrefixMatch needs exactly one PathPrefix match to know what it replaces.
     let uses_prefix_replacement = |f: &RawFilters| {
@@ -453,14 +453,15 @@ fn timeouts(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RouteTimeouts> {
         Some(d) => Some(d?),
         None => None,
     };
-    if let (Some(r), Some(b), Some(bv)) = (request, backend_request, &backend_v) {
-        if !r.is_zero() && b > r {
-            bv.error(
-                cx,
-                "backendRequest must not be longer than request (unless request is \"0s\")",
-            );
-            return None;
-        }
+    if let (Some(r), Some(b), Some(bv)) = (request, backend_request, &backend_v)
+        && !r.is_zero()
+        && b > r
+    {
+        bv.error(
+            cx,
+            "backendRequest must not be longer than request (unless request is \"0s\")",
+        );
+        return None;
     }
     Some(RouteTimeouts {
         request,
@@ -560,14 +561,14 @@ fn filters(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<RawFilters> {
             continue;
         };
         for (ty, config) in &configs {
-            if *ty != kind {
-                if let Some(c) = config {
-                    c.error(
-                        cx,
-                        format!("only allowed when type is \"{ty}\" (this filter is \"{kind}\")"),
-                    );
-                    ok = false;
-                }
+            if *ty != kind
+                && let Some(c) = config
+            {
+                c.error(
+                    cx,
+                    format!("only allowed when type is \"{ty}\" (this filter is \"{kind}\")"),
+                );
+                ok = false;
             }
         }
         if kind != "RequestMirror" && kind != "ExtensionRef" && seen.contains(&kind) {
@@ -913,11 +914,11 @@ fn cors(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Cors> {
         }
     }
     for (s, item) in headers.iter().chain(expose.iter()) {
-        if s != "*" {
-            if let Err(e) = validate::header_name(s) {
-                item.error(cx, e);
-                ok = false;
-            }
+        if s != "*"
+            && let Err(e) = validate::header_name(s)
+        {
+            item.error(cx, e);
+            ok = false;
         }
     }
     let strings = |l: Vec<(String, Value<'_, '_>)>| l.into_iter().map(|(s, _)| s).collect();

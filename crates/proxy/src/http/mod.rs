@@ -383,10 +383,10 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         for m in mirrors {
-            if m.sampled(fastrand::u64(..)) {
-                if let Some(job) = mirror::Job::new(m, &generation) {
-                    ctx.mirrors.push(job);
-                }
+            if m.sampled(fastrand::u64(..))
+                && let Some(job) = mirror::Job::new(m, &generation)
+            {
+                ctx.mirrors.push(job);
             }
         }
         Ok(false)
@@ -465,10 +465,10 @@ impl ProxyHttp for GatewayProxy {
         _digest: Option<&pingora_core::protocols::Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(chosen) = ctx.chosen.as_ref() {
-            if let Some(t) = &chosen.current {
-                chosen.pool.connect_succeeded(t);
-            }
+        if let Some(chosen) = ctx.chosen.as_ref()
+            && let Some(t) = &chosen.current
+        {
+            chosen.pool.connect_succeeded(t);
         }
         Ok(())
     }
@@ -519,15 +519,15 @@ impl ProxyHttp for GatewayProxy {
         _end: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if !ctx.mirrors.is_empty() {
-            if let Some(b) = body {
-                if ctx.mirror_body.len() + b.len() > MIRROR_BODY_LIMIT {
-                    tracing::warn!("request body over {MIRROR_BODY_LIMIT} bytes: not mirrored");
-                    ctx.mirrors.clear();
-                    ctx.mirror_body = Vec::new();
-                } else {
-                    ctx.mirror_body.extend_from_slice(b);
-                }
+        if !ctx.mirrors.is_empty()
+            && let Some(b) = body
+        {
+            if ctx.mirror_body.len() + b.len() > MIRROR_BODY_LIMIT {
+                tracing::warn!("request body over {MIRROR_BODY_LIMIT} bytes: not mirrored");
+                ctx.mirrors.clear();
+                ctx.mirror_body = Vec::new();
+            } else {
+                ctx.mirror_body.extend_from_slice(b);
             }
         }
         Ok(())

@@ -39,17 +39,16 @@ impl ResolvesServerCert for ListenerCerts {
     /// The first certificate valid for the SNI, else the first one: the listener was already
     /// chosen by SNI, so its certificates are the ones the operator meant for this name.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if self.keys.len() > 1 {
-            if let Some(name) = hello
+        if self.keys.len() > 1
+            && let Some(name) = hello
                 .server_name()
                 .and_then(|s| ServerName::try_from(s.to_string()).ok())
-            {
-                for (key, der) in &self.keys {
-                    let valid = webpki::EndEntityCert::try_from(&der.0)
-                        .is_ok_and(|c| c.verify_is_valid_for_subject_name(&name).is_ok());
-                    if valid {
-                        return Some(key.clone());
-                    }
+        {
+            for (key, der) in &self.keys {
+                let valid = webpki::EndEntityCert::try_from(&der.0)
+                    .is_ok_and(|c| c.verify_is_valid_for_subject_name(&name).is_ok());
+                if valid {
+                    return Some(key.clone());
                 }
             }
         }
