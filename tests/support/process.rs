@@ -140,12 +140,40 @@ pub struct Gateway {
     child: Option<Child>,
     pub dir: ConfigDir,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The admin listener (`/metrics`, `/status`, ...).
+    pub admin: SocketAddr,
 }
 
 impl Gateway {
     /// Starts `gatehouse run --config DIR` and waits until every address in `ready` accepts
     /// connections.
+    ///
+    /// Unless gatehouse.toml has an `[admin]` table, the admin listener is put on a loopback
+    /// address of its own, so gateways of concurrent tests do not collide on 9542.
     pub fn start(dir: ConfigDir, ready: &[SocketAddr]) -> Gateway {
+        let main = dir.path().join("gatehouse.toml");
+        let text = std::fs::read_to_string(&main).unwrap_or_default();
+        let admin = match text.lines().find(|l| l.trim() == "[admin]") {
+            Some(_) => text
+                .lines()
+                .skip_while(|l| l.trim() != "[admin]")
+                .find_map(|l| {
+                    let v = l.trim().strip_prefix("listen")?;
+                    Some(
+                        v.trim_start_matches([' ', '='])
+                            .trim_matches('"')
+                            .to_string(),
+                    )
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9542))),
+            None => {
+                let admin = SocketAddr::from((unique_ip(), 9542));
+                let text = format!("{text}\n\n[admin]\nlisten = \"{admin}\"\n");
+                std::fs::write(&main, text).expect("write gatehouse.toml");
+                admin
+            }
+        };
         let mut child = Command::new(gatehouse_bin())
             .args(["run", "--config"])
             .arg(dir.path())
@@ -164,6 +192,7 @@ impl Gateway {
             child: Some(child),
             dir,
             lines,
+            admin,
         };
         let deadline = Instant::now() + DEADLINE;
         for addr in ready {

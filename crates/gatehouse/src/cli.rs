@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the configuration: the daemon (SIGHUP reloads, SIGTERM drains and exits).
     Run(RunArgs),
+    /// Show the running daemon's Gateway API status (like kubectl get gateway,httproute).
+    Status(StatusArgs),
     /// Parse and compile the configuration as a reload would; print every error with its
     /// location and every resource whose status is not clean.
     Check(CheckArgs),
@@ -67,4 +69,27 @@ pub struct RunArgs {
     /// The configuration directory (gatehouse.toml and conf.d/).
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR)]
     pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    /// Gateways and routes, `kubectl get`-like.
+    Table,
+    /// Also every listener, and the conditions of routes with problems.
+    Wide,
+    /// The admin listener's /status document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The admin listener; default: `[admin] listen` of --config, else 127.0.0.1:9542.
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
+    /// The configuration directory, to find the admin listener.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR)]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = StatusOutput::Table)]
+    pub output: StatusOutput,
 }

@@ -3,18 +3,21 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+mod admin;
 mod check;
 mod cli;
 mod configdir;
 mod echo;
 mod logging;
 mod run;
+mod status;
 mod watch;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Run(args) => run::run(&args),
+        cli::Command::Status(args) => status::run(&args),
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Echo(a) => echo::run(&echo::EchoArgs {
             listen: a.listen,

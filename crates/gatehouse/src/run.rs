@@ -123,14 +123,21 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     watcher.watch_secret_files(&loaded.secret_files);
 
-    let plane = DataPlane::new();
+    let admin = crate::admin::Admin::new();
+    let admin_addr = loaded.snapshot.settings.admin.listen;
+    let admin_local = crate::admin::serve(admin.clone(), admin_addr).await?;
+    tracing::info!(address = %admin_local, "admin listening (/metrics /status /healthz /readyz)");
+
+    let plane = DataPlane::new(&admin.registry);
     log_status_problems(&loaded);
+    let status = loaded.status;
     let errors = plane.apply(Arc::new(loaded.snapshot)).await;
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
     let mut generation = 1;
     let addrs: Vec<String> = plane.local_addrs().iter().map(|a| a.to_string()).collect();
+    admin.applied(generation, status, "start", addrs.clone(), Vec::new());
     tracing::info!(generation, listening = addrs.join(" "), "gatehouse serving");
     notify(&[
         sd_notify::NotifyState::Ready,
@@ -155,8 +162,15 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
             Ok(Ok(loaded)) => {
                 log_status_problems(&loaded);
                 watcher.watch_secret_files(&loaded.secret_files);
+                if loaded.snapshot.settings.admin.listen != admin_addr {
+                    tracing::warn!(configured = %loaded.snapshot.settings.admin.listen, serving = %admin_local, "[admin] listen changes take effect at the next restart");
+                }
+                let status = loaded.status;
                 let errors = plane.apply(Arc::new(loaded.snapshot)).await;
                 generation = next;
+                let listening = plane.local_addrs().iter().map(|a| a.to_string()).collect();
+                let bind_errors = errors.iter().map(|e| e.to_string()).collect();
+                admin.applied(generation, status, why, listening, bind_errors);
                 tracing::info!(
                     generation,
                     trigger = why,
@@ -166,6 +180,7 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
                 format!("serving generation {generation}")
             }
             Ok(Err(diags)) => {
+                admin.rejected(why, diags.iter().map(|d| d.to_string()).collect());
                 for d in diags.iter() {
                     tracing::error!(file = %d.file, line = d.line, column = d.column, path = %d.path, "{}", d.message);
                 }
@@ -181,6 +196,7 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
                 )
             }
             Err(e) => {
+                admin.rejected(why, vec![format!("{e:#}")]);
                 tracing::error!(
                     generation,
                     trigger = why,
@@ -195,6 +211,7 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
         ]);
     }
     notify(&[sd_notify::NotifyState::Stopping]);
+    admin.set_not_ready();
     let grace = plane.current().snapshot.settings.runtime.shutdown_grace;
     tracing::info!(
         open_connections = plane.open_connections(),

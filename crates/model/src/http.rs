@@ -367,6 +367,15 @@ impl HttpRouteTable {
         }
     }
 
+    /// Every rule in the table (a rule appears once per match and hostname it serves).
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<HttpRule>> {
+        self.exact
+            .values()
+            .chain(self.wildcard.values())
+            .chain(std::iter::once(&self.any))
+            .flat_map(|g| g.iter().map(|e| &e.rule))
+    }
+
     /// The number of (rule, match) entries inserted.
     pub fn len(&self) -> usize {
         self.len

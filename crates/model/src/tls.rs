@@ -60,6 +60,11 @@ impl SniTable {
         self.exact.is_empty() && self.wildcard.is_empty()
     }
 
+    /// Every rule in the table (once per hostname it serves).
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<TlsRule>> {
+        self.exact.values().chain(self.wildcard.values())
+    }
+
     /// The rule for a normalised SNI: exact, then the most specific wildcard.
     pub fn lookup(&self, sni: &str) -> Option<&Arc<TlsRule>> {
         if let Some(rule) = self.exact.get(sni) {

@@ -16,6 +16,7 @@
 pub mod backends;
 mod http;
 pub mod listeners;
+pub mod metrics;
 pub mod tls;
 
 use arc_swap::ArcSwap;
@@ -66,6 +67,7 @@ pub(crate) struct Shared {
     /// The SNI of each terminated TLS connection, by (client, local) address: a request on it
     /// is checked against the listener its SNI chose (421 when its Host belongs to another).
     tls_sni: Mutex<HashMap<(SocketAddr, SocketAddr), Option<String>>>,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl std::fmt::Debug for Shared {
@@ -169,7 +171,7 @@ fn new_proxy(
 impl DataPlane {
     /// A data plane serving an empty configuration; call [`DataPlane::apply`] next. Must be
     /// called within a tokio runtime.
-    pub fn new() -> DataPlane {
+    pub fn new(registry: &prometheus::Registry) -> DataPlane {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             generation: ArcSwap::from_pointee(Generation {
@@ -181,6 +183,7 @@ impl DataPlane {
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
             tls_sni: Mutex::new(HashMap::new()),
+            metrics: metrics::Metrics::new(registry),
         });
         let conf = Arc::new(ServerConf::default());
         let proxies = Arc::new(Proxies {
@@ -210,7 +213,10 @@ impl DataPlane {
         );
         Pools::spawn_dns_refresh(&pools, self.shutdown.subscribe());
         let wanted = listeners::wanted(&snapshot.ports);
-        let tls = tls::terminate::TlsConfigs::build(&snapshot);
+        let tls = tls::terminate::TlsConfigs::build(&snapshot, &self.shared.metrics);
+        self.shared
+            .metrics
+            .retain(&metrics::LiveNames::of(&snapshot));
         self.shared.generation.store(Arc::new(Generation {
             snapshot,
             pools,
@@ -273,12 +279,6 @@ impl DataPlane {
     }
 }
 
-impl Default for DataPlane {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// One accepted connection: TLS or plaintext, as the current generation says its port is.
 async fn serve_connection(
     tcp: TcpStream,
@@ -296,11 +296,17 @@ async fn serve_connection(
         .ports
         .iter()
         .any(|p| p.port == local.port() && p.tls);
+    let kind = if is_tls { "tls" } else { "tcp" };
+    shared
+        .metrics
+        .downstream_connections
+        .with_label_values(&[kind])
+        .inc();
     if is_tls {
         serve_tls(tcp, peer, local, generation, shared, proxies, shutdown).await;
     } else {
         drop(generation);
-        serve_plaintext(tcp, peer, proxies, shutdown).await;
+        serve_plaintext(tcp, peer, &shared.metrics, proxies, shutdown).await;
     }
 }
 
@@ -309,6 +315,25 @@ fn l4_stream(tcp: TcpStream) -> pingora_core::protocols::l4::stream::Stream {
     let mut stream = pingora_core::protocols::l4::stream::Stream::from(tcp);
     stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
     stream
+}
+
+/// Counts an open client connection of a protocol in the metrics while it lives.
+struct ActiveConnection(prometheus::IntGauge);
+
+impl ActiveConnection {
+    fn new(metrics: &metrics::Metrics, protocol: &str) -> ActiveConnection {
+        let g = metrics
+            .downstream_connections_active
+            .with_label_values(&[protocol]);
+        g.inc();
+        ActiveConnection(g)
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A connection to a TLS port: read the ClientHello (bounded in bytes and time), choose the
@@ -323,41 +348,70 @@ async fn serve_tls(
     proxies: &Proxies,
     shutdown: &watch::Receiver<bool>,
 ) {
+    let metrics = &shared.metrics;
+    let port = local.port().to_string();
     let mut kept = Vec::new();
-    let hello = match tokio::time::timeout(
-        FIRST_BYTES_TIMEOUT,
-        tls::hello::read_client_hello(&mut tcp, &mut kept),
-    )
-    .await
-    {
+    let read = tls::hello::read_client_hello(&mut tcp, &mut kept);
+    let hello = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, read).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             tracing::debug!(client = %peer, "closed: {e}");
+            metrics
+                .sni_unmatched
+                .with_label_values(&[&port, "no_client_hello"])
+                .inc();
             return;
         }
         Err(_) => {
             tracing::debug!(client = %peer, "closed: no ClientHello within {FIRST_BYTES_TIMEOUT:?}");
+            metrics
+                .sni_unmatched
+                .with_label_values(&[&port, "no_client_hello"])
+                .inc();
             return;
         }
     };
+    let sni = hello.sni.as_deref();
     let snapshot = &generation.snapshot;
-    let Some(listener) = snapshot.select_listener(local, hello.sni.as_deref()) else {
-        tracing::debug!(client = %peer, sni = hello.sni.as_deref().unwrap_or(""), "closed: no listener for this SNI");
+    let Some(listener) = snapshot.select_listener(local, sni) else {
+        tracing::debug!(client = %peer, sni = sni.unwrap_or(""), "closed: no listener for this SNI");
+        metrics
+            .sni_unmatched
+            .with_label_values(&[&port, "no_listener"])
+            .inc();
         return;
     };
+    let gw_label = listener.gateway.namespaced_name();
+    let listener_label = listener.name.clone();
     match &listener.kind {
         gatehouse_model::listener::ListenerKind::TlsPassthrough { routes } => {
-            if let Err(e) = tls::passthrough::splice(
-                &generation,
-                routes,
-                hello.sni.as_deref(),
-                tcp,
-                &kept,
-                peer,
-            )
-            .await
-            {
-                tracing::debug!(client = %peer, sni = hello.sni.as_deref().unwrap_or(""), "passthrough closed: {e}");
+            let _active = ActiveConnection::new(metrics, "tls_passthrough");
+            match tls::passthrough::splice(&generation, routes, sni, tcp, &kept, peer).await {
+                Ok(done) => {
+                    let labels = [
+                        gw_label.as_str(),
+                        listener_label.as_str(),
+                        done.route.as_str(),
+                    ];
+                    metrics
+                        .passthrough_connections
+                        .with_label_values(&labels)
+                        .inc();
+                    let bytes = &metrics.passthrough_bytes;
+                    bytes
+                        .with_label_values(&[labels[0], labels[1], labels[2], "in"])
+                        .inc_by(done.bytes_in);
+                    bytes
+                        .with_label_values(&[labels[0], labels[1], labels[2], "out"])
+                        .inc_by(done.bytes_out);
+                }
+                Err(e) => {
+                    tracing::debug!(client = %peer, sni = sni.unwrap_or(""), "passthrough closed: {e}");
+                    metrics
+                        .sni_unmatched
+                        .with_label_values(&[&port, e.reason()])
+                        .inc();
+                }
             }
         }
         gatehouse_model::listener::ListenerKind::Https { .. } => {
@@ -368,23 +422,44 @@ async fn serve_tls(
             let Some(config) = index.and_then(|i| generation.tls.get(i)).cloned() else {
                 return;
             };
+            let sni = hello.sni.clone();
             drop(generation);
             let id = tcp.as_raw_fd();
             let mut stream = l4_stream(tcp);
             stream.rewind(&kept);
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let conn =
-                match tokio::time::timeout(FIRST_BYTES_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(c)) => tls::terminate::TlsConn::new(c, id),
-                    Ok(Err(e)) => {
-                        tracing::debug!(client = %peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(client = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let handshake = tokio::time::timeout(FIRST_BYTES_TIMEOUT, acceptor.accept(stream));
+            let conn = match handshake.await {
+                Ok(Ok(c)) => tls::terminate::TlsConn::new(c, id),
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+                    metrics
+                        .tls_handshakes
+                        .with_label_values(&[&gw_label, &listener_label, "failed", ""])
+                        .inc();
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(client = %peer, "TLS handshake timed out");
+                    metrics
+                        .tls_handshakes
+                        .with_label_values(&[&gw_label, &listener_label, "timeout", ""])
+                        .inc();
+                    return;
+                }
+            };
+            metrics
+                .tls_handshakes
+                .with_label_values(&[&gw_label, &listener_label, "ok", conn.version()])
+                .inc();
+            let _active = ActiveConnection::new(
+                metrics,
+                if conn.is_h2() {
+                    "https_h2"
+                } else {
+                    "https_http1"
+                },
+            );
             let key = (
                 SocketAddr::new(peer.ip().to_canonical(), peer.port()),
                 local,
@@ -393,7 +468,7 @@ async fn serve_tls(
                 .tls_sni
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(key, hello.sni.clone());
+                .insert(key, sni);
             let _sni = SniGuard {
                 shared: shared.clone(),
                 key,
@@ -409,6 +484,7 @@ async fn serve_tls(
 async fn serve_plaintext(
     tcp: TcpStream,
     peer: SocketAddr,
+    metrics: &metrics::Metrics,
     proxies: &Proxies,
     shutdown: &watch::Receiver<bool>,
 ) {
@@ -436,6 +512,7 @@ async fn serve_plaintext(
     }
     stream.rewind(&buf[..n]);
     let h2c = n == H2_PREFACE.len() && buf[..] == *H2_PREFACE;
+    let _active = ActiveConnection::new(metrics, if h2c { "h2c" } else { "http1" });
     let proxy = if h2c { &proxies.h2c } else { &proxies.h1 };
     proxy.process_new(Box::new(stream), shutdown).await;
 }

@@ -56,7 +56,11 @@ struct Chosen {
     protocol: AppProtocol,
     pool: Arc<Pool>,
     /// Endpoints this request already failed to connect to.
-    tried: Vec<SocketAddr>,
+    /// Endpoints this request could not connect to: a retry picks another one. (A retry after
+    /// a failure on a reused pooled connection may pick the same endpoint again.)
+    failed: Vec<SocketAddr>,
+    /// The endpoint of the current attempt.
+    endpoint: Option<SocketAddr>,
     current: Option<Arc<Target>>,
     endpoint_error: Option<NoEndpoint>,
 }
@@ -78,6 +82,10 @@ pub struct RequestCtx {
     mirror_body: Vec<u8>,
     /// The status the gateway answered itself (404, redirects, ...), for the access log.
     local_status: Option<u16>,
+    /// The in-flight gauge this request raised, lowered when it is logged.
+    in_flight: Option<prometheus::IntGauge>,
+    /// When the current upstream attempt started.
+    upstream_started: Option<Instant>,
 }
 
 /// A pingora request seen through the model's [`RequestView`].
@@ -159,7 +167,54 @@ fn http_error(code: u16, why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(code), why)
 }
 
+/// The name of the backendRef a request was sent to (`namespace/name:port`).
+fn backend_name(ctx: &RequestCtx) -> Option<String> {
+    let (rule, chosen) = ctx.rule.as_ref().zip(ctx.chosen.as_ref())?;
+    rule.backends
+        .entries()
+        .get(chosen.backend)
+        .map(|b| b.name.clone())
+}
+
 impl GatewayProxy {
+    /// Counts a finished request in the metrics and lowers its in-flight gauge.
+    fn record(&self, session: &Session, status: u16, ctx: &mut RequestCtx) {
+        if let Some(g) = ctx.in_flight.take() {
+            g.dec();
+        }
+        let m = &self.shared.metrics;
+        let listener = ctx.listener.and_then(|i| {
+            ctx.generation
+                .as_ref()
+                .and_then(|g| g.snapshot.listeners.get(i))
+        });
+        let gateway = listener
+            .map(|l| l.gateway.namespaced_name())
+            .unwrap_or_default();
+        let listener = listener.map(|l| l.name.clone()).unwrap_or_default();
+        let route = ctx
+            .rule
+            .as_ref()
+            .map(|r| r.rule.route.namespaced_name())
+            .unwrap_or_default();
+        let backend = backend_name(ctx).unwrap_or_default();
+        let method = crate::metrics::method_label(session.req_header().method.as_str());
+        let code = status.to_string();
+        m.http_requests
+            .with_label_values(&[&gateway, &listener, &route, &backend, method, &code])
+            .inc();
+        if let Some(started) = ctx.started {
+            m.http_request_duration
+                .with_label_values(&[
+                    &gateway,
+                    &listener,
+                    &route,
+                    crate::metrics::code_class(status),
+                ])
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
     /// The filters that apply to the chosen backend (rule filters come first).
     fn backend_filters<'a>(rule: &'a HttpRule, chosen: Option<&Chosen>) -> Option<&'a Filters> {
         chosen
@@ -219,6 +274,13 @@ impl ProxyHttp for GatewayProxy {
             return respond(session, ctx, 404, &[], "no listener for this host\n").await;
         };
         ctx.listener = Some(li);
+        let gauge = self
+            .shared
+            .metrics
+            .http_requests_in_flight
+            .with_label_values(&[&listener.gateway.namespaced_name(), &listener.name]);
+        gauge.inc();
+        ctx.in_flight = Some(gauge);
         ctx.scheme = Some(if listener.protocol == Protocol::HTTPS {
             Scheme::Https
         } else {
@@ -374,7 +436,8 @@ impl ProxyHttp for GatewayProxy {
                             target_port: *target_port,
                             protocol: *protocol,
                             pool: pool.clone(),
-                            tried: Vec::new(),
+                            failed: Vec::new(),
+                            endpoint: None,
                             current: None,
                             endpoint_error: None,
                         });
@@ -417,15 +480,16 @@ impl ProxyHttp for GatewayProxy {
         let Some(chosen) = ctx.chosen.as_mut() else {
             return Err(http_error(500, "no backend chosen"));
         };
-        let (target, addr) = match chosen.pool.pick(chosen.target_port, &chosen.tried) {
+        let (target, addr) = match chosen.pool.pick(chosen.target_port, &chosen.failed) {
             Ok(t) => t,
             Err(e) => {
                 chosen.endpoint_error = Some(e);
                 return Err(http_error(503, "no healthy endpoint"));
             }
         };
-        chosen.tried.push(addr);
+        chosen.endpoint = Some(addr);
         chosen.current = Some(target);
+        ctx.upstream_started = Some(Instant::now());
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout =
             Some(per_attempt.map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)));
@@ -444,12 +508,22 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(chosen) = ctx.chosen.as_ref() {
+        if let Some(name) = backend_name(ctx) {
+            self.shared
+                .metrics
+                .upstream_connect_errors
+                .with_label_values(&[&name])
+                .inc();
+        }
+        if let Some(chosen) = ctx.chosen.as_mut() {
             if let Some(t) = &chosen.current {
                 chosen.pool.connect_failed(t);
             }
+            if let Some(addr) = chosen.endpoint {
+                chosen.failed.push(addr);
+            }
             // Try another endpoint of the same Service while there is one left.
-            let left = chosen.pool.pick(chosen.target_port, &chosen.tried).is_ok();
+            let left = chosen.pool.pick(chosen.target_port, &chosen.failed).is_ok();
             e.set_retry(left);
         }
         e
@@ -458,7 +532,7 @@ impl ProxyHttp for GatewayProxy {
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
-        _reused: bool,
+        reused: bool,
         _peer: &HttpPeer,
         #[cfg(unix)] _fd: std::os::unix::io::RawFd,
         #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
@@ -469,6 +543,37 @@ impl ProxyHttp for GatewayProxy {
             && let Some(t) = &chosen.current
         {
             chosen.pool.connect_succeeded(t);
+        }
+        if let Some(name) = backend_name(ctx) {
+            let reused = if reused { "true" } else { "false" };
+            self.shared
+                .metrics
+                .upstream_connections
+                .with_label_values(&[&name, reused])
+                .inc();
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if resp.status.is_informational() {
+            return Ok(());
+        }
+        if let (Some(started), Some(rule), Some(backend)) = (
+            ctx.upstream_started.take(),
+            ctx.rule.as_ref(),
+            backend_name(ctx),
+        ) {
+            self.shared
+                .metrics
+                .upstream_request_duration
+                .with_label_values(&[&rule.rule.route.namespaced_name(), &backend])
+                .observe(started.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -613,6 +718,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.local_status)
             .unwrap_or(0);
+        self.record(session, status, ctx);
         let generation = ctx.generation.as_ref();
         if generation.is_some_and(|g| g.snapshot.settings.log.access_log) {
             let listener = ctx
@@ -629,7 +735,7 @@ impl ProxyHttp for GatewayProxy {
             let endpoint = ctx
                 .chosen
                 .as_ref()
-                .and_then(|c| c.tried.last())
+                .and_then(|c| c.endpoint)
                 .map(|a| a.to_string());
             let req = session.req_header();
             let client = session

@@ -27,8 +27,30 @@ pub enum PassthroughError {
     NoEndpoint,
 }
 
+impl PassthroughError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PassthroughError::NoRoute => "no_route",
+            PassthroughError::Unresolved => "unresolved_backend",
+            PassthroughError::NoBackend => "no_backend",
+            PassthroughError::NoEndpoint => "no_endpoint",
+        }
+    }
+}
+
+/// A finished passthrough connection.
+#[derive(Debug)]
+pub struct Spliced {
+    /// `namespace/name` of the TLSRoute.
+    pub route: String,
+    /// Bytes from the client to the backend (the ClientHello included).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
 /// Connects the client to a backend of the route `sni` selects and splices until both sides
-/// close. Returns the bytes copied (client to backend, backend to client).
+/// close.
 pub async fn splice(
     generation: &Generation,
     routes: &SniTable,
@@ -36,7 +58,7 @@ pub async fn splice(
     mut client: TcpStream,
     kept: &[u8],
     peer: SocketAddr,
-) -> Result<(u64, u64), PassthroughError> {
+) -> Result<Spliced, PassthroughError> {
     let rule = sni
         .and_then(|s| routes.lookup(s))
         .ok_or(PassthroughError::NoRoute)?;
@@ -102,5 +124,9 @@ pub async fn splice(
             "passthrough"
         );
     }
-    Ok((to_backend, copied.1))
+    Ok(Spliced {
+        route,
+        bytes_in: to_backend,
+        bytes_out: copied.1,
+    })
 }

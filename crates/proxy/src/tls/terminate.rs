@@ -73,7 +73,7 @@ pub struct TlsConfigs {
 impl TlsConfigs {
     /// Builds a configuration for every HTTPS listener; a certificate rustls cannot load
     /// leaves its listener out (its connections are closed) and is logged.
-    pub fn build(snapshot: &Snapshot) -> TlsConfigs {
+    pub fn build(snapshot: &Snapshot, metrics: &crate::metrics::Metrics) -> TlsConfigs {
         let provider = provider();
         let mut by_listener = HashMap::new();
         for (i, l) in snapshot.listeners.iter().enumerate() {
@@ -83,7 +83,15 @@ impl TlsConfigs {
             let mut keys = Vec::new();
             for c in certificates {
                 match certified_key(c, &provider) {
-                    Ok(k) => keys.push((Arc::new(k), CertificateDerOwned(c.chain[0].clone()))),
+                    Ok(k) => {
+                        if let Some(t) = crate::metrics::not_after(&c.chain[0]) {
+                            metrics
+                                .tls_certificate_expiry
+                                .with_label_values(&[&c.secret.namespaced_name()])
+                                .set(t as f64);
+                        }
+                        keys.push((Arc::new(k), CertificateDerOwned(c.chain[0].clone())))
+                    }
                     Err(e) => {
                         tracing::error!(listener = %l.label(), secret = %c.secret, "certificate not usable: {e}")
                     }
@@ -163,6 +171,11 @@ impl TlsConn {
     }
 
     /// The TLS version negotiated, for logs and metrics.
+    /// Whether ALPN chose HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.alpn == Some(ALPN::H2)
+    }
+
     pub fn version(&self) -> &str {
         &self.digest.version
     }

@@ -1,0 +1,266 @@
+//! The admin listener: `/metrics` (Prometheus text), `/status` (Gateway API status and the
+//! reload state, JSON), `/healthz` (the process answers) and `/readyz` (a configuration is
+//! applied and its listeners are bound). It listens on `[admin] listen`, loopback by
+//! default, and never on a data-plane socket.
+
+use bytes::Bytes;
+use gatehouse_model::Status;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus::{Encoder as _, Gauge, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The result of the last reload attempt.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadState {
+    /// "success", "failure", or "" before the first reload.
+    pub last_result: String,
+    /// Unix seconds of the last attempt and of the last success.
+    pub last_attempt: u64,
+    pub last_success: u64,
+    /// The errors of the last attempt, when it failed.
+    pub errors: Vec<String>,
+    /// What started it: "start", "SIGHUP", "file change".
+    pub trigger: String,
+}
+
+/// Everything `/status` shows.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDoc {
+    pub generation: u64,
+    pub reload: ReloadState,
+    /// The addresses the data plane listens on.
+    pub listening: Vec<String>,
+    /// Sockets that could not be bound.
+    pub bind_errors: Vec<String>,
+    /// Unix seconds a resource (`Kind/namespace/name`) first appeared, for its age.
+    pub first_seen: BTreeMap<String, u64>,
+    pub status: Status,
+}
+
+/// State shared between the daemon and the admin server.
+#[derive(Debug)]
+pub struct Admin {
+    pub registry: Registry,
+    doc: Mutex<StatusDoc>,
+    ready: std::sync::atomic::AtomicBool,
+    reloads: IntCounterVec,
+    last_reload_ok: IntGauge,
+    last_success: Gauge,
+    generation: IntGauge,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Admin {
+    pub fn new() -> Arc<Admin> {
+        let registry = Registry::new();
+        gatehouse_proxy::metrics::register_build_info(&registry);
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_config_reloads_total",
+                "Configuration loads, by result (the first load counts as one).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric definition");
+        let last_reload_ok = IntGauge::new(
+            "gatehouse_config_last_reload_successful",
+            "1 when the last configuration load was applied, 0 when it was rejected.",
+        )
+        .expect("valid metric definition");
+        let last_success = Gauge::new(
+            "gatehouse_config_last_reload_success_timestamp_seconds",
+            "When a configuration was last applied (Unix time).",
+        )
+        .expect("valid metric definition");
+        let generation = IntGauge::new(
+            "gatehouse_config_generation",
+            "The generation of the configuration being served.",
+        )
+        .expect("valid metric definition");
+        for c in [
+            Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(last_reload_ok.clone()),
+            Box::new(last_success.clone()),
+            Box::new(generation.clone()),
+        ] {
+            let _ = registry.register(c);
+        }
+        reloads.with_label_values(&["success"]);
+        reloads.with_label_values(&["failure"]);
+        Arc::new(Admin {
+            registry,
+            doc: Mutex::new(StatusDoc::default()),
+            ready: std::sync::atomic::AtomicBool::new(false),
+            reloads,
+            last_reload_ok,
+            last_success,
+            generation,
+        })
+    }
+
+    fn doc(&self) -> std::sync::MutexGuard<'_, StatusDoc> {
+        self.doc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an applied configuration.
+    pub fn applied(
+        &self,
+        generation: u64,
+        status: Status,
+        trigger: &str,
+        listening: Vec<String>,
+        bind_errors: Vec<String>,
+    ) {
+        let t = now();
+        let mut doc = self.doc();
+        doc.generation = generation;
+        let mut first_seen = std::mem::take(&mut doc.first_seen);
+        let keys: Vec<String> = status
+            .gateways
+            .iter()
+            .map(|g| g.key.clone())
+            .chain(status.routes.iter().map(|r| r.key.clone()))
+            .chain(status.gateway_classes.iter().map(|c| c.key.clone()))
+            .map(|k| format!("{}/{}", k.kind, k.namespaced_name()))
+            .collect();
+        first_seen.retain(|k, _| keys.contains(k));
+        for k in keys {
+            first_seen.entry(k).or_insert(t);
+        }
+        doc.first_seen = first_seen;
+        doc.status = status;
+        doc.listening = listening;
+        doc.bind_errors = bind_errors;
+        doc.reload = ReloadState {
+            last_result: "success".into(),
+            last_attempt: t,
+            last_success: t,
+            errors: Vec::new(),
+            trigger: trigger.into(),
+        };
+        self.reloads.with_label_values(&["success"]).inc();
+        self.last_reload_ok.set(1);
+        self.last_success.set(t as f64);
+        self.generation.set(generation as i64);
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Records a rejected configuration: the running one stays.
+    pub fn rejected(&self, trigger: &str, errors: Vec<String>) {
+        let mut doc = self.doc();
+        doc.reload.last_result = "failure".into();
+        doc.reload.last_attempt = now();
+        doc.reload.errors = errors;
+        doc.reload.trigger = trigger.into();
+        self.reloads.with_label_values(&["failure"]).inc();
+        self.last_reload_ok.set(0);
+    }
+
+    pub fn set_not_ready(&self) {
+        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let text = |code: StatusCode, body: String, ctype: &str| {
+            Response::builder()
+                .status(code)
+                .header("content-type", ctype)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        };
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET only\n".into(),
+                "text/plain",
+            );
+        }
+        match req.uri().path() {
+            "/metrics" => {
+                let mut out = Vec::new();
+                let encoder = TextEncoder::new();
+                if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{e}\n"),
+                        "text/plain",
+                    );
+                }
+                text(
+                    StatusCode::OK,
+                    String::from_utf8_lossy(&out).into_owned(),
+                    encoder.format_type(),
+                )
+            }
+            "/status" => {
+                let doc = self.doc().clone();
+                match serde_json::to_string_pretty(&doc) {
+                    Ok(json) => text(StatusCode::OK, json + "\n", "application/json"),
+                    Err(e) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{e}\n"),
+                        "text/plain",
+                    ),
+                }
+            }
+            "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+            "/readyz" => {
+                if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                    text(StatusCode::OK, "ready\n".into(), "text/plain")
+                } else {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready\n".into(),
+                        "text/plain",
+                    )
+                }
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "try /metrics, /status, /healthz or /readyz\n".into(),
+                "text/plain",
+            ),
+        }
+    }
+}
+
+/// Serves the admin endpoints on `addr` until the process ends.
+pub async fn serve(admin: Arc<Admin>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for [admin]: {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let admin = admin.clone();
+                    async move { Ok::<_, std::convert::Infallible>(admin.respond(&req)) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}
