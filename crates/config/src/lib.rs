@@ -19,6 +19,7 @@
 mod decode;
 pub mod diag;
 mod parse;
+pub mod pools;
 pub mod raw;
 mod resolve;
 pub mod validate;
@@ -45,6 +46,8 @@ pub struct Loaded {
     /// The certificate and key files Secrets name: a change to any of them is a reason to
     /// reload, wherever they live.
     pub secret_files: Vec<std::path::PathBuf>,
+    /// Gateway (`namespace/name`) to the address a LoadBalancerIPPool gave it.
+    pub allocations: pools::Allocations,
 }
 
 /// Parses every file (the first one is `gatehouse.toml`) into one document, or returns every
@@ -65,24 +68,27 @@ pub fn parse(files: &[SourceFile]) -> Result<Document, Diagnostics> {
 }
 
 /// Parses, resolves and compiles a configuration. `generation` numbers the result.
-pub fn load(
+pub fn load(files: &[SourceFile], reader: &dyn FileReader, generation: u64) -> Result<Loaded, Diagnostics> {
+    load_with(files, reader, generation, &pools::Allocations::new())
+}
+
+/// Like [`load`], keeping the pool addresses Gateways had (`previous`) where they are still
+/// valid.
+pub fn load_with(
     files: &[SourceFile],
     reader: &dyn FileReader,
     generation: u64,
+    previous: &pools::Allocations,
 ) -> Result<Loaded, Diagnostics> {
     let doc = parse(files)?;
-    let (snapshot, status) = resolve::resolve(&doc, reader, generation);
+    let (snapshot, status, allocations) = resolve::resolve(&doc, reader, generation, previous);
     let secret_files = doc
         .secrets
         .iter()
         .flat_map(|s| s.cert_file.iter().chain(s.key_file.iter()))
         .cloned()
         .collect();
-    Ok(Loaded {
-        snapshot,
-        status,
-        secret_files,
-    })
+    Ok(Loaded { snapshot, status, secret_files, allocations })
 }
 
 /// Two resources of one kind with one namespace and name: the later one is an error.

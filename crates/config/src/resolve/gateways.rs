@@ -67,7 +67,13 @@ impl ResolvedListener {
 pub(crate) struct ResolvedGateway {
     /// Whether the Gateway belongs to gatehouse and is usable at all.
     pub accepted: Result<(), Problem>,
+    /// The addresses it is bound to: its own, or the one a pool gave it; empty means every
+    /// address of the host.
     pub addresses: Vec<IpAddr>,
+    /// The address a LoadBalancerIPPool gave it.
+    pub pool_address: Option<IpAddr>,
+    /// It wanted a pool address and none was free.
+    pub unassigned: bool,
 }
 
 pub(crate) fn gateway_class_status(classes: &[GatewayClass]) -> Vec<GatewayClassStatus> {
@@ -173,16 +179,22 @@ pub(crate) fn resolve_gateway(doc: &Document, gw: &Gateway) -> ResolvedGateway {
     ResolvedGateway {
         accepted,
         addresses,
+        pool_address: None,
+        unassigned: false,
     }
 }
 
-pub(crate) fn status_addresses(gw: &Gateway) -> Vec<GatewayAddress> {
+pub(crate) fn status_addresses(gw: &Gateway, pool: Option<IpAddr>) -> Vec<GatewayAddress> {
     gw.addresses
         .iter()
         .map(|a| GatewayAddress {
             kind: a.kind.clone(),
             value: a.value.clone(),
         })
+        .chain(pool.map(|ip| GatewayAddress {
+            kind: "IPAddress".into(),
+            value: ip.to_string(),
+        }))
         .collect()
 }
 

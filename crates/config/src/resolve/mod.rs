@@ -89,18 +89,20 @@ pub(crate) fn resolve(
     doc: &Document,
     reader: &dyn FileReader,
     generation: u64,
-) -> (Snapshot, Status) {
+    previous: &crate::pools::Allocations,
+) -> (Snapshot, Status, crate::pools::Allocations) {
     let mut status = Status {
         gateway_classes: gateways::gateway_class_status(&doc.gateway_classes),
         ..Status::default()
     };
 
     // 1-2. Gateways and listeners.
-    let resolved_gateways: Vec<ResolvedGateway> = doc
+    let mut resolved_gateways: Vec<ResolvedGateway> = doc
         .gateways
         .iter()
         .map(|g| gateways::resolve_gateway(doc, g))
         .collect();
+    let allocations = crate::pools::allocate(doc, &mut resolved_gateways, previous);
     let mut certs = CertificateCache::new(reader);
     let mut listeners: Vec<ResolvedListener> = Vec::new();
     for (gi, gw) in doc.gateways.iter().enumerate() {
@@ -179,7 +181,7 @@ pub(crate) fn resolve(
     for (li, l) in listeners.iter().enumerate() {
         let gw = &doc.gateways[l.gateway];
         let rg = &resolved_gateways[l.gateway];
-        if rg.accepted.is_err() || l.programmed().is_err() {
+        if rg.accepted.is_err() || rg.unassigned || l.programmed().is_err() {
             continue;
         }
         let (Some(protocol), raw) = (l.protocol, &gw.listeners[l.index]) else {
@@ -232,8 +234,15 @@ pub(crate) fn resolve(
         if rg.accepted.is_err() {
             continue;
         }
-        if gw.addresses.is_empty() {
+        if rg.addresses.is_empty() && !rg.unassigned {
             snapshot.gateways_without_addresses.push(gw.meta.key());
+        }
+        if let Some(address) = rg.pool_address {
+            snapshot.vips.push(Vip {
+                gateway: gw.meta.key(),
+                address,
+                interface: None,
+            });
         }
         for a in gw.addresses.iter().filter(|a| a.kind == "IPAddress") {
             if let Ok(address) = a.value.parse() {
@@ -246,7 +255,7 @@ pub(crate) fn resolve(
         }
     }
     status.set_generation(generation);
-    (snapshot, status)
+    (snapshot, status, allocations)
 }
 
 /// Attaches a route through each of its parentRefs and returns its parent statuses.
@@ -462,7 +471,7 @@ fn insert_http_route(
     }
 }
 
-fn port_groups(listeners: &[Listener]) -> Vec<PortGroup> {
+pub(crate) fn port_groups(listeners: &[Listener]) -> Vec<PortGroup> {
     let mut groups: Vec<PortGroup> = Vec::new();
     for (i, l) in listeners.iter().enumerate() {
         match groups.iter_mut().find(|g| g.port == l.port) {
@@ -528,6 +537,10 @@ fn gateway_status(
                             reason::INVALID,
                             format!("the Gateway is not accepted: {}", p.message),
                         )),
+                        Ok(()) if rg.unassigned => Err(Problem::new(
+                            reason::INVALID,
+                            "the Gateway has no address: no LoadBalancerIPPool has a free one",
+                        )),
                         Ok(()) => l.programmed(),
                     };
                     valid += usize::from(accepted.is_ok());
@@ -587,7 +600,14 @@ fn gateway_status(
                     ),
                 ),
             };
-            let programmed_cond = if rg.accepted.is_ok() && programmed > 0 {
+            let programmed_cond = if rg.unassigned {
+                Condition::new(
+                    condition::PROGRAMMED,
+                    false,
+                    reason::ADDRESS_NOT_ASSIGNED,
+                    "no LoadBalancerIPPool has a free address",
+                )
+            } else if rg.accepted.is_ok() && programmed > 0 {
                 Condition::new(condition::PROGRAMMED, true, reason::PROGRAMMED, "")
             } else {
                 Condition::new(
@@ -600,7 +620,7 @@ fn gateway_status(
             GatewayStatus {
                 key: gw.meta.key(),
                 gateway_class_name: gw.class_name.clone(),
-                addresses: gateways::status_addresses(gw),
+                addresses: gateways::status_addresses(gw, rg.pool_address),
                 conditions: vec![accepted, programmed_cond],
                 listeners: listener_status,
             }
