@@ -68,7 +68,11 @@ pub fn parse(files: &[SourceFile]) -> Result<Document, Diagnostics> {
 }
 
 /// Parses, resolves and compiles a configuration. `generation` numbers the result.
-pub fn load(files: &[SourceFile], reader: &dyn FileReader, generation: u64) -> Result<Loaded, Diagnostics> {
+pub fn load(
+    files: &[SourceFile],
+    reader: &dyn FileReader,
+    generation: u64,
+) -> Result<Loaded, Diagnostics> {
     load_with(files, reader, generation, &pools::Allocations::new())
 }
 
@@ -88,7 +92,12 @@ pub fn load_with(
         .flat_map(|s| s.cert_file.iter().chain(s.key_file.iter()))
         .cloned()
         .collect();
-    Ok(Loaded { snapshot, status, secret_files, allocations })
+    Ok(Loaded {
+        snapshot,
+        status,
+        secret_files,
+        allocations,
+    })
 }
 
 /// Two resources of one kind with one namespace and name: the later one is an error.

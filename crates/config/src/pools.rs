@@ -24,8 +24,12 @@ fn addresses(block: &IpBlock) -> Box<dyn Iterator<Item = IpAddr> + '_> {
         // shorter than /31; IPv6 has no broadcast address.
         IpBlock::Cidr(net) => Box::new(net.hosts()),
         IpBlock::Range { start, stop } => match (start, stop) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => Box::new((u32::from(*a)..=u32::from(*b)).map(|n| IpAddr::V4(n.into()))),
-            (IpAddr::V6(a), IpAddr::V6(b)) => Box::new((u128::from(*a)..=u128::from(*b)).map(|n| IpAddr::V6(n.into()))),
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                Box::new((u32::from(*a)..=u32::from(*b)).map(|n| IpAddr::V4(n.into())))
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                Box::new((u128::from(*a)..=u128::from(*b)).map(|n| IpAddr::V6(n.into())))
+            }
             _ => Box::new(std::iter::empty()),
         },
     }
@@ -35,7 +39,11 @@ fn addresses(block: &IpBlock) -> Box<dyn Iterator<Item = IpAddr> + '_> {
 /// pools), keeping `previous` allocations where they are still valid; returns the
 /// allocations now in force. Runs before listener conflicts are judged, so Gateways given
 /// distinct addresses do not conflict.
-pub(crate) fn allocate(doc: &Document, gateways: &mut [ResolvedGateway], previous: &Allocations) -> Allocations {
+pub(crate) fn allocate(
+    doc: &Document,
+    gateways: &mut [ResolvedGateway],
+    previous: &Allocations,
+) -> Allocations {
     let mut now = Allocations::new();
     if doc.pools.is_empty() {
         return now;
@@ -46,12 +54,22 @@ pub(crate) fn allocate(doc: &Document, gateways: &mut [ResolvedGateway], previou
         .filter(|(i, g)| g.accepted.is_ok() && doc.gateways[*i].addresses.is_empty())
         .map(|(i, _)| i)
         .collect();
-    let in_pool = |ip: &IpAddr| doc.pools.iter().any(|p| p.blocks.iter().any(|b| b.contains(*ip)));
-    let mut used: BTreeSet<IpAddr> = gateways.iter().flat_map(|g| g.addresses.iter().copied()).collect();
+    let in_pool = |ip: &IpAddr| {
+        doc.pools
+            .iter()
+            .any(|p| p.blocks.iter().any(|b| b.contains(*ip)))
+    };
+    let mut used: BTreeSet<IpAddr> = gateways
+        .iter()
+        .flat_map(|g| g.addresses.iter().copied())
+        .collect();
     // Sticky ones first, so a new Gateway never takes an address another one had.
     for &i in &wants {
         let key = doc.gateways[i].meta.key().namespaced_name();
-        if let Some(ip) = previous.get(&key).filter(|ip| in_pool(ip) && !used.contains(ip)) {
+        if let Some(ip) = previous
+            .get(&key)
+            .filter(|ip| in_pool(ip) && !used.contains(ip))
+        {
             used.insert(*ip);
             now.insert(key, *ip);
         }
@@ -61,7 +79,13 @@ pub(crate) fn allocate(doc: &Document, gateways: &mut [ResolvedGateway], previou
         let ip = match now.get(&key) {
             Some(ip) => Some(*ip),
             None => {
-                let free = doc.pools.iter().flat_map(|p| p.blocks.iter()).flat_map(addresses).take(1 << 20).find(|ip| !used.contains(ip));
+                let free = doc
+                    .pools
+                    .iter()
+                    .flat_map(|p| p.blocks.iter())
+                    .flat_map(addresses)
+                    .take(1 << 20)
+                    .find(|ip| !used.contains(ip));
                 if let Some(ip) = free {
                     used.insert(ip);
                     now.insert(key, ip);
@@ -88,7 +112,13 @@ mod tests {
 
     fn loaded_with(toml: &str, previous: &Allocations) -> Loaded {
         let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
-        load_with(&[src], &|_: &std::path::Path| Err(std::io::ErrorKind::NotFound.into()), 1, previous).unwrap()
+        load_with(
+            &[src],
+            &|_: &std::path::Path| Err(std::io::ErrorKind::NotFound.into()),
+            1,
+            previous,
+        )
+        .unwrap()
     }
 
     fn loaded(toml: &str) -> Loaded {
@@ -105,39 +135,72 @@ blocks = [{ start = "192.0.2.100", stop = "192.0.2.101" }]
     /// conflict.
     fn gateway(name: &str) -> String {
         let port = 80;
-        format!("[[Gateway]]\nname = \"{name}\"\ngatewayClassName = \"gatehouse\"\nlisteners = [{{ name = \"web\", protocol = \"HTTP\", port = {port} }}]\n")
+        format!(
+            "[[Gateway]]\nname = \"{name}\"\ngatewayClassName = \"gatehouse\"\nlisteners = [{{ name = \"web\", protocol = \"HTTP\", port = {port} }}]\n"
+        )
     }
 
     #[test]
     fn a_gateway_without_addresses_gets_one_from_the_pool() {
         let l = loaded(&format!("{POOL}{}", gateway("a")));
         let alloc = &l.allocations;
-        assert_eq!(alloc.get("default/a"), Some(&"192.0.2.100".parse().unwrap()));
-        assert_eq!(l.snapshot.listeners[0].addresses, vec!["192.0.2.100".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            alloc.get("default/a"),
+            Some(&"192.0.2.100".parse().unwrap())
+        );
+        assert_eq!(
+            l.snapshot.listeners[0].addresses,
+            vec!["192.0.2.100".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(l.snapshot.vips.len(), 1);
         assert_eq!(l.status.gateways[0].addresses[0].value, "192.0.2.100");
-        assert_eq!(l.snapshot.ports[0].addresses, l.snapshot.listeners[0].addresses);
+        assert_eq!(
+            l.snapshot.ports[0].addresses,
+            l.snapshot.listeners[0].addresses
+        );
     }
 
     #[test]
     fn allocation_is_sticky_across_reloads() {
         let first = loaded(&format!("{POOL}{}{}", gateway("a"), gateway("b")));
-        assert_eq!(first.allocations.get("default/b"), Some(&"192.0.2.101".parse().unwrap()));
+        assert_eq!(
+            first.allocations.get("default/b"),
+            Some(&"192.0.2.101".parse().unwrap())
+        );
         // "a" goes away; "c" arrives before "b" in the file: "b" keeps its address.
-        let second = loaded_with(&format!("{POOL}{}{}", gateway("c"), gateway("b")), &first.allocations);
+        let second = loaded_with(
+            &format!("{POOL}{}{}", gateway("c"), gateway("b")),
+            &first.allocations,
+        );
         let alloc = &second.allocations;
-        assert_eq!(alloc.get("default/b"), Some(&"192.0.2.101".parse().unwrap()));
-        assert_eq!(alloc.get("default/c"), Some(&"192.0.2.100".parse().unwrap()));
+        assert_eq!(
+            alloc.get("default/b"),
+            Some(&"192.0.2.101".parse().unwrap())
+        );
+        assert_eq!(
+            alloc.get("default/c"),
+            Some(&"192.0.2.100".parse().unwrap())
+        );
     }
 
     #[test]
     fn an_exhausted_pool_is_address_not_assigned() {
-        let l = loaded(&format!("{POOL}{}{}{}", gateway("a"), gateway("b"), gateway("c")));
+        let l = loaded(&format!(
+            "{POOL}{}{}{}",
+            gateway("a"),
+            gateway("b"),
+            gateway("c")
+        ));
         let c = l.status.gateway("default", "c").unwrap();
-        let programmed = gatehouse_model::status::find(&c.conditions, condition::PROGRAMMED).unwrap();
+        let programmed =
+            gatehouse_model::status::find(&c.conditions, condition::PROGRAMMED).unwrap();
         assert_eq!(programmed.reason, reason::ADDRESS_NOT_ASSIGNED);
         assert!(l.snapshot.listeners.iter().all(|x| x.gateway.name != "c"));
-        assert_eq!(l.snapshot.listeners.len(), 2, "a and b on their own addresses do not conflict");
+        assert_eq!(
+            l.snapshot.listeners.len(),
+            2,
+            "a and b on their own addresses do not conflict"
+        );
     }
 
     #[test]
@@ -151,6 +214,12 @@ blocks = [{ start = "192.0.2.100", stop = "192.0.2.101" }]
     fn cidr_blocks_skip_network_and_broadcast() {
         let block = IpBlock::Cidr("192.0.2.64/30".parse().unwrap());
         let all: Vec<IpAddr> = addresses(&block).collect();
-        assert_eq!(all, ["192.0.2.65".parse::<IpAddr>().unwrap(), "192.0.2.66".parse().unwrap()]);
+        assert_eq!(
+            all,
+            [
+                "192.0.2.65".parse::<IpAddr>().unwrap(),
+                "192.0.2.66".parse().unwrap()
+            ]
+        );
     }
 }

@@ -10,7 +10,9 @@ mod configdir;
 mod echo;
 mod logging;
 mod run;
+mod state;
 mod status;
+mod vip;
 mod watch;
 
 fn main() -> ExitCode {

@@ -13,8 +13,10 @@
 
 use crate::cli::RunArgs;
 use crate::configdir;
+use crate::state::AllocationStore;
 use anyhow::{Context, Result};
 use gatehouse_config::Loaded;
+use gatehouse_config::pools::Allocations;
 use gatehouse_proxy::DataPlane;
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,13 +26,23 @@ use tokio::signal::unix::{SignalKind, signal};
 fn load(
     dir: &Path,
     generation: u64,
+    allocations: &Allocations,
 ) -> Result<std::result::Result<Loaded, gatehouse_config::Diagnostics>> {
     let files = configdir::read(dir)?;
-    Ok(gatehouse_config::load(
+    let read = |p: &Path| std::fs::read(p);
+    Ok(gatehouse_config::load_with(
         &files,
-        &|p: &Path| std::fs::read(p),
+        &read,
         generation,
+        allocations,
     ))
+}
+
+/// The pool allocations kept under the state directory the configuration names.
+fn allocation_store(dir: &Path) -> Option<AllocationStore> {
+    let files = configdir::read(dir).ok()?;
+    let doc = gatehouse_config::parse(&files).ok()?;
+    Some(AllocationStore::open(&doc.settings.runtime.state_dir))
 }
 
 fn log_status_problems(loaded: &Loaded) {
@@ -54,7 +66,12 @@ fn log_status_problems(loaded: &Loaded) {
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let loaded = match load(&args.config, 1)? {
+    let mut store = allocation_store(&args.config);
+    let previous = store
+        .as_ref()
+        .map(|s| s.current.clone())
+        .unwrap_or_default();
+    let loaded = match load(&args.config, 1, &previous)? {
         Ok(l) => l,
         Err(diags) => {
             for d in diags.iter() {
@@ -75,7 +92,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         runtime.worker_threads(settings.runtime.threads);
     }
     let runtime = runtime.build().context("cannot start the async runtime")?;
-    runtime.block_on(serve(args.config.clone(), loaded))
+    if let Some(store) = store.as_mut() {
+        store.save(loaded.allocations.clone());
+    }
+    runtime.block_on(serve(args.config.clone(), loaded, store))
 }
 
 /// Tells systemd (when it is listening: `NOTIFY_SOCKET`) how the daemon is doing.
@@ -107,14 +127,19 @@ fn spawn_watchdog() {
 async fn load_off_path(
     dir: &Path,
     generation: u64,
+    allocations: Allocations,
 ) -> Result<std::result::Result<Loaded, gatehouse_config::Diagnostics>> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || load(&dir, generation))
+    tokio::task::spawn_blocking(move || load(&dir, generation, &allocations))
         .await
         .context("configuration loader panicked")?
 }
 
-async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
+async fn serve(
+    dir: std::path::PathBuf,
+    loaded: Loaded,
+    mut store: Option<AllocationStore>,
+) -> Result<ExitCode> {
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -129,12 +154,16 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
     tracing::info!(address = %admin_local, "admin listening (/metrics /status /healthz /readyz)");
 
     let plane = DataPlane::new(&admin.registry);
+    let mut vips = crate::vip::Vips::new(&admin.registry, &loaded.snapshot);
     log_status_problems(&loaded);
-    let status = loaded.status;
-    let errors = plane.apply(Arc::new(loaded.snapshot)).await;
+    let mut status = loaded.status;
+    let snapshot = Arc::new(loaded.snapshot);
+    let errors = plane.apply(snapshot.clone()).await;
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
+    vips.apply(&snapshot, &mut status).await;
+    let mut vip_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut generation = 1;
     let addrs: Vec<String> = plane.local_addrs().iter().map(|a| a.to_string()).collect();
     admin.applied(generation, status, "start", addrs.clone(), Vec::new());
@@ -151,6 +180,10 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
             Some(()) = changed.recv() => "file change",
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = vip_tick.tick() => {
+                vips.tick().await;
+                continue;
+            }
         };
         notify(&[
             sd_notify::NotifyState::Reloading,
@@ -158,15 +191,24 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
                 .unwrap_or(sd_notify::NotifyState::Reloading),
         ]);
         let next = generation + 1;
-        let status = match load_off_path(&dir, next).await {
+        let previous = store
+            .as_ref()
+            .map(|s| s.current.clone())
+            .unwrap_or_default();
+        let status = match load_off_path(&dir, next, previous).await {
             Ok(Ok(loaded)) => {
+                if let Some(store) = store.as_mut() {
+                    store.save(loaded.allocations.clone());
+                }
                 log_status_problems(&loaded);
                 watcher.watch_secret_files(&loaded.secret_files);
                 if loaded.snapshot.settings.admin.listen != admin_addr {
                     tracing::warn!(configured = %loaded.snapshot.settings.admin.listen, serving = %admin_local, "[admin] listen changes take effect at the next restart");
                 }
-                let status = loaded.status;
-                let errors = plane.apply(Arc::new(loaded.snapshot)).await;
+                let mut status = loaded.status;
+                let snapshot = Arc::new(loaded.snapshot);
+                let errors = plane.apply(snapshot.clone()).await;
+                vips.apply(&snapshot, &mut status).await;
                 generation = next;
                 let listening = plane.local_addrs().iter().map(|a| a.to_string()).collect();
                 let bind_errors = errors.iter().map(|e| e.to_string()).collect();
@@ -182,7 +224,7 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
             Ok(Err(diags)) => {
                 admin.rejected(why, diags.iter().map(|d| d.to_string()).collect());
                 for d in diags.iter() {
-                    tracing::error!(file = %d.file, line = d.line, column = d.column, path = %d.path, "{}", d.message);
+                    tracing::error!("{d}");
                 }
                 tracing::error!(
                     generation,
@@ -219,6 +261,7 @@ async fn serve(dir: std::path::PathBuf, loaded: Loaded) -> Result<ExitCode> {
         "shutting down"
     );
     let left = plane.shutdown(grace).await;
+    vips.shutdown().await;
     if left > 0 {
         tracing::warn!(
             connections = left,

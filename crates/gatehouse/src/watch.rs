@@ -66,7 +66,10 @@ impl ConfigWatcher {
                     }
                     p.starts_with(&dir)
                         && (p.extension().is_some_and(|e| e == "toml")
-                            || (folder_event && p.extension().is_none() && !p.is_file()))
+                            // A folder appearing, disappearing or renamed (its name may
+                            // have dots); a removed path can no longer be asked whether it
+                            // was a folder, so any removal counts.
+                            || (folder_event && !p.is_file()))
                 });
                 if relevant {
                     let _ = raw_tx.send(());
