@@ -386,7 +386,9 @@ async fn serve_tls(
     match &listener.kind {
         gatehouse_model::listener::ListenerKind::TlsPassthrough { routes } => {
             let _active = ActiveConnection::new(metrics, "tls_passthrough");
-            match tls::passthrough::splice(&generation, routes, sni, tcp, &kept, peer).await {
+            let label = listener.label();
+            match tls::passthrough::splice(&generation, routes, sni, tcp, &kept, peer, &label).await
+            {
                 Ok(done) => {
                     let labels = [
                         gw_label.as_str(),

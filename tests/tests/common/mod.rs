@@ -138,7 +138,7 @@ pub fn reload(gw: &Gateway, toml: &str, reloads: usize) {
             !log.contains("configuration rejected"),
             "reload rejected: {log}"
         );
-        if log.matches("configuration reloaded").count() >= reloads {
+        if log.matches("configuration applied").count() >= reloads {
             return;
         }
         assert!(

@@ -755,6 +755,8 @@ impl ProxyHttp for GatewayProxy {
                 backend = backend.unwrap_or_default(),
                 endpoint = endpoint.unwrap_or_default(),
                 duration_ms = ctx.started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0),
+                bytes_in = session.as_downstream().body_bytes_read(),
+                bytes_out = session.as_downstream().body_bytes_sent(),
                 error = e.map(|e| e.to_string()).unwrap_or_default(),
                 "request"
             );

@@ -58,7 +58,9 @@ pub async fn splice(
     mut client: TcpStream,
     kept: &[u8],
     peer: SocketAddr,
+    listener: &str,
 ) -> Result<Spliced, PassthroughError> {
+    let started = std::time::Instant::now();
     let rule = sni
         .and_then(|s| routes.lookup(s))
         .ok_or(PassthroughError::NoRoute)?;
@@ -116,11 +118,13 @@ pub async fn splice(
             target: "gatehouse::access",
             client = %SocketAddr::new(peer.ip().to_canonical(), peer.port()),
             sni = sni.unwrap_or_default(),
+            listener,
             route = %route,
             backend = %backend.name,
             endpoint = %tried.last().map(|a| a.to_string()).unwrap_or_default(),
             bytes_in = to_backend,
             bytes_out = copied.1,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "passthrough"
         );
     }
