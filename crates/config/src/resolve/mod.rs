@@ -113,54 +113,22 @@ pub(crate) fn resolve(
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
     // 3. Routes.
-    let mut http_attachments: Vec<(usize, Attachment)> = Vec::new();
-    let mut http_compiled = Vec::new();
-    for (ri, route) in doc.http_routes.iter().enumerate() {
-        let compiled = compile_http_route(doc, route);
-        let info = RouteInfo {
-            kind: Kind::HTTPRoute,
-            namespace: &route.meta.namespace,
-            hostnames: &route.hostnames,
-        };
-        let parents = attach_route(
-            doc,
-            &resolved_gateways,
-            &mut listeners,
-            &info,
-            &route.parent_refs,
-            &compiled.problems,
-            |a| http_attachments.push((ri, a)),
-        );
-        status.routes.push(RouteStatus {
-            key: route.meta.key(),
-            parents,
-        });
-        http_compiled.push(compiled);
-    }
-    let mut tls_attachments: Vec<(usize, Attachment)> = Vec::new();
-    let mut tls_compiled = Vec::new();
-    for (ri, route) in doc.tls_routes.iter().enumerate() {
-        let compiled = compile_tls_route(doc, route);
-        let info = RouteInfo {
-            kind: Kind::TLSRoute,
-            namespace: &route.meta.namespace,
-            hostnames: &route.hostnames,
-        };
-        let parents = attach_route(
-            doc,
-            &resolved_gateways,
-            &mut listeners,
-            &info,
-            &route.parent_refs,
-            &compiled.problems,
-            |a| tls_attachments.push((ri, a)),
-        );
-        status.routes.push(RouteStatus {
-            key: route.meta.key(),
-            parents,
-        });
-        tls_compiled.push(compiled);
-    }
+    let (http_attachments, http_compiled) = attach_routes(
+        doc,
+        &resolved_gateways,
+        &mut listeners,
+        &mut status,
+        &doc.http_routes,
+        |r| compile_http_route(doc, r),
+    );
+    let (tls_attachments, tls_compiled) = attach_routes(
+        doc,
+        &resolved_gateways,
+        &mut listeners,
+        &mut status,
+        &doc.tls_routes,
+        |r| compile_tls_route(doc, r),
+    );
 
     // 4. Status and snapshot.
     status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
@@ -256,6 +224,79 @@ pub(crate) fn resolve(
     }
     status.set_generation(generation);
     (snapshot, status, allocations)
+}
+
+/// What attachment needs of a route, whatever its kind.
+trait RouteSpec {
+    const KIND: Kind;
+    fn meta(&self) -> &raw::Meta;
+    fn parent_refs(&self) -> &[raw::ParentRef];
+    fn hostnames(&self) -> &[gatehouse_model::hostname::Hostname];
+}
+
+impl RouteSpec for raw::HttpRoute {
+    const KIND: Kind = Kind::HTTPRoute;
+    fn meta(&self) -> &raw::Meta {
+        &self.meta
+    }
+    fn parent_refs(&self) -> &[raw::ParentRef] {
+        &self.parent_refs
+    }
+    fn hostnames(&self) -> &[gatehouse_model::hostname::Hostname] {
+        &self.hostnames
+    }
+}
+
+impl RouteSpec for raw::TlsRoute {
+    const KIND: Kind = Kind::TLSRoute;
+    fn meta(&self) -> &raw::Meta {
+        &self.meta
+    }
+    fn parent_refs(&self) -> &[raw::ParentRef] {
+        &self.parent_refs
+    }
+    fn hostnames(&self) -> &[gatehouse_model::hostname::Hostname] {
+        &self.hostnames
+    }
+}
+
+type Attached = Vec<(usize, Attachment)>;
+
+/// Compiles and attaches every route of one kind, recording each one's status; returns the
+/// attachments (route index, listener) and the compiled routes.
+fn attach_routes<R: RouteSpec, C>(
+    doc: &Document,
+    gateways: &[ResolvedGateway],
+    listeners: &mut [ResolvedListener],
+    status: &mut Status,
+    routes: &[R],
+    compile: impl Fn(&R) -> CompiledRoute<C>,
+) -> (Attached, Vec<CompiledRoute<C>>) {
+    let mut attached = Vec::new();
+    let mut compiled_routes = Vec::new();
+    for (ri, route) in routes.iter().enumerate() {
+        let compiled = compile(route);
+        let info = RouteInfo {
+            kind: R::KIND,
+            namespace: &route.meta().namespace,
+            hostnames: route.hostnames(),
+        };
+        let parents = attach_route(
+            doc,
+            gateways,
+            listeners,
+            &info,
+            route.parent_refs(),
+            &compiled.problems,
+            |a| attached.push((ri, a)),
+        );
+        status.routes.push(RouteStatus {
+            key: route.meta().key(),
+            parents,
+        });
+        compiled_routes.push(compiled);
+    }
+    (attached, compiled_routes)
 }
 
 /// Attaches a route through each of its parentRefs and returns its parent statuses.

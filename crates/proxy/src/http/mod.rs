@@ -163,6 +163,33 @@ async fn respond(
     Ok(true)
 }
 
+/// Answers with a RequestRedirect's status and Location (rule- or backend-level filter).
+async fn redirect_to(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    redirect: &gatehouse_model::filter::Redirect,
+    host: &str,
+    listener_port: u16,
+) -> Result<bool> {
+    let req = session.req_header();
+    let location = redirect.location(&RedirectRequest {
+        scheme: ctx.scheme.unwrap_or(Scheme::Http),
+        host,
+        listener_port,
+        path: req.uri.path(),
+        query: req.uri.query(),
+        matched_prefix: ctx.matched_prefix.as_deref(),
+    });
+    respond(
+        session,
+        ctx,
+        redirect.status_code,
+        &[("location", location)],
+        "",
+    )
+    .await
+}
+
 fn http_error(code: u16, why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(code), why)
 }
@@ -332,25 +359,9 @@ impl ProxyHttp for GatewayProxy {
         }
 
         // Redirects answer without a backend.
+        let host_or_ip = host.clone().unwrap_or_else(|| local.ip().to_string());
         if let Some(redirect) = &rule.filters.redirect {
-            let req = session.req_header();
-            let host_only = host.clone().unwrap_or_else(|| local.ip().to_string());
-            let location = redirect.location(&RedirectRequest {
-                scheme: ctx.scheme.unwrap_or(Scheme::Http),
-                host: &host_only,
-                listener_port: listener.port,
-                path: req.uri.path(),
-                query: req.uri.query(),
-                matched_prefix: ctx.matched_prefix.as_deref(),
-            });
-            return respond(
-                session,
-                ctx,
-                redirect.status_code,
-                &[("location", location)],
-                "",
-            )
-            .await;
+            return redirect_to(session, ctx, redirect, &host_or_ip, listener.port).await;
         }
 
         // Timeouts.
@@ -410,24 +421,8 @@ impl ProxyHttp for GatewayProxy {
                             return respond(session, ctx, 500, &[], "backend not found\n").await;
                         };
                         if let Some(redirect) = &b.filters.redirect {
-                            let req = session.req_header();
-                            let host_only = host.clone().unwrap_or_else(|| local.ip().to_string());
-                            let location = redirect.location(&RedirectRequest {
-                                scheme: ctx.scheme.unwrap_or(Scheme::Http),
-                                host: &host_only,
-                                listener_port: listener.port,
-                                path: req.uri.path(),
-                                query: req.uri.query(),
-                                matched_prefix: ctx.matched_prefix.as_deref(),
-                            });
-                            return respond(
-                                session,
-                                ctx,
-                                redirect.status_code,
-                                &[("location", location)],
-                                "",
-                            )
-                            .await;
+                            return redirect_to(session, ctx, redirect, &host_or_ip, listener.port)
+                                .await;
                         }
                         mirrors.extend(b.filters.mirrors.iter());
                         ctx.chosen = Some(Chosen {
