@@ -99,8 +99,8 @@ impl Snapshot {
     /// The listener a request or TLS connection to `local` selects by its normalised Host or
     /// SNI: exact hostname, then the most specific wildcard, then the listener without one.
     pub fn select_listener(&self, local: SocketAddr, host: Option<&str>) -> Option<&Listener> {
-        let candidates: Vec<&Listener> = self.listeners_at(local).collect();
-        select_by_host(host, candidates.iter().map(|l| l.hostname.as_ref())).map(|i| candidates[i])
+        let i = select_by_host(host, self.listeners_at(local).map(|l| l.hostname.as_ref()))?;
+        self.listeners_at(local).nth(i)
     }
 
     /// Like [`Snapshot::select_listener`], among the listeners of one protocol only: an
@@ -111,11 +111,12 @@ impl Snapshot {
         host: Option<&str>,
         protocol: crate::listener::Protocol,
     ) -> Option<&Listener> {
-        let candidates: Vec<&Listener> = self
-            .listeners_at(local)
-            .filter(|l| l.protocol == protocol)
-            .collect();
-        select_by_host(host, candidates.iter().map(|l| l.hostname.as_ref())).map(|i| candidates[i])
+        let of = move || {
+            self.listeners_at(local)
+                .filter(move |l| l.protocol == protocol)
+        };
+        let i = select_by_host(host, of().map(|l| l.hostname.as_ref()))?;
+        of().nth(i)
     }
 
     pub fn service(&self, key: &ResourceKey) -> Option<&Service> {

@@ -274,7 +274,12 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|a| a.as_inet())
             .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
         let local = SocketAddr::new(local.ip().to_canonical(), local.port());
-        let listener = match client.and_then(|c| self.shared.tls_sni(c, local)) {
+        // Only TLS connections registered an SNI; plaintext ones skip the lookup.
+        let is_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let sni = client
+            .filter(|_| is_tls)
+            .and_then(|c| self.shared.tls_sni(c, local));
+        let listener = match sni {
             // Plaintext: the Host chooses the listener.
             None => snapshot.select_listener(local, host.as_deref()),
             // TLS: the SNI chose the listener; a Host that another HTTPS listener on this
@@ -672,6 +677,15 @@ impl ProxyHttp for GatewayProxy {
             ));
         }
         Ok(None)
+    }
+
+    /// A client that goes away mid-request is not an error of the gateway's.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        error.esource() == &ErrorSource::Downstream
+            && matches!(
+                error.etype(),
+                ErrorType::ConnectionClosed | ErrorType::WriteError | ErrorType::ReadError
+            )
     }
 
     async fn fail_to_proxy(
