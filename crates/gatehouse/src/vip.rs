@@ -66,7 +66,16 @@ impl Vips {
         for e in events {
             match e {
                 Event::Up { ip, interface } => {
-                    if let Err(err) = self.announcer.announce_up(ip, &interface) {
+                    // A VIP already being announced that comes up again (it was put back
+                    // after someone removed it) gets a fresh burst, not just the next refresh.
+                    let started = self.announcer.announce_up(ip, &interface).and_then(|new| {
+                        if new {
+                            return Ok(true);
+                        }
+                        self.announcer.withdraw(ip);
+                        self.announcer.announce_up(ip, &interface)
+                    });
+                    if let Err(err) = started {
                         tracing::error!(vip = %ip, interface, "cannot announce: {err}");
                     }
                 }
