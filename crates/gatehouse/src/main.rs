@@ -15,6 +15,11 @@ mod status;
 mod vip;
 mod watch;
 
+/// mimalloc: the request path allocates and frees many small buffers from many threads,
+/// which glibc's allocator handles poorly (see tests/bench/).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
