@@ -82,7 +82,7 @@ for addr in $nginx_tls $gh_tls; do
 done
 
 rps() { wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.test" "https://$1/" | awk '/Requests\/sec/ {print $2}'; }
-hps() { openssl s_time -connect "$1" -servername bench.test -new -time "$secs" 2>/dev/null | awk '/connections in .* real seconds/ {print $1/$4; exit}'; }
+hps() { openssl s_time -connect "$1" -new -time "$secs" 2>/dev/null | awk '/connections in .* real seconds/ {print $1/$4; exit}'; }
 declare -a gr nr gh nh
 for r in $(seq "$rounds"); do
   gr+=("$(rps $gh_tls)"); nr+=("$(rps $nginx_tls)")

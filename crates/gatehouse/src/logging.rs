@@ -11,8 +11,17 @@ pub fn init(log: &Log) -> anyhow::Result<()> {
         Ok(v) if !v.is_empty() => {
             EnvFilter::try_new(&v).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?
         }
-        _ => EnvFilter::try_new(&log.level)
-            .map_err(|e| anyhow::anyhow!("[log] level \"{}\": {e}", log.level))?,
+        _ => {
+            // rustls warns about every client that sends an IP address as SNI (curl and wrk
+            // do, for https://IP/ URLs): one line per handshake is noise, not news.
+            let level = if log.level.contains("rustls") {
+                log.level.clone()
+            } else {
+                format!("{},rustls=error", log.level)
+            };
+            EnvFilter::try_new(&level)
+                .map_err(|e| anyhow::anyhow!("[log] level \"{}\": {e}", log.level))?
+        }
     };
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()

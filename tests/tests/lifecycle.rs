@@ -1,0 +1,173 @@
+//! The daemon's life under a service manager: the sd_notify protocol (READY, STATUS,
+//! RELOADING with MONOTONIC_USEC, WATCHDOG, STOPPING) spoken to a real notify socket, and
+//! SIGTERM draining in-flight requests and idle keep-alive connections, then exiting 0.
+
+use gatehouse_tests::{Client, ConfigDir, Echo, Gateway, gatehouse_bin, unique_ip};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn gateway_toml(ip: std::net::Ipv4Addr, echo: &Echo) -> String {
+    format!(
+        r#"
+[admin]
+listen = "{ip}:9542"
+
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{ip}" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 8080 }}]
+
+[[HTTPRoute]]
+name = "app"
+parentRefs = [{{ name = "gw" }}]
+rules = [{{ backendRefs = [{{ name = "app", port = 80 }}] }}]
+
+[[Service]]
+name = "app"
+ports = [{{ port = 80 }}]
+endpoints = ["{}"]
+"#,
+        echo.addr
+    )
+}
+
+/// Reads notify datagrams until one contains every `wanted` line.
+fn expect_notify(sock: &UnixDatagram, wanted: &[&str], seen: &mut Vec<String>) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no notify message with {wanted:?}; got {seen:#?}"
+        );
+        sock.set_read_timeout(Some(left)).unwrap();
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if wanted.iter().all(|w| msg.lines().any(|l| l.starts_with(w))) {
+            return msg;
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn sd_notify_reports_ready_reloading_status_watchdog_and_stopping() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let dir = ConfigDir::with_main(&gateway_toml(ip, &echo));
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let mut child = Command::new(gatehouse_bin())
+        .args(["run", "--config"])
+        .arg(dir.path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    expect_notify(
+        &sock,
+        &["READY=1", "STATUS=serving generation 1"],
+        &mut seen,
+    );
+    // The socket is bound before READY.
+    assert!(std::net::TcpStream::connect(SocketAddr::from((ip, 8080))).is_ok());
+    expect_notify(&sock, &["WATCHDOG=1"], &mut seen);
+
+    signal(child.id(), "HUP");
+    let reloading = expect_notify(&sock, &["RELOADING=1"], &mut seen);
+    assert!(
+        reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{reloading}"
+    );
+    expect_notify(
+        &sock,
+        &["READY=1", "STATUS=serving generation 2"],
+        &mut seen,
+    );
+
+    signal(child.id(), "TERM");
+    expect_notify(&sock, &["STOPPING=1"], &mut seen);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8080));
+    let mut gw = Gateway::start(ConfigDir::with_main(&gateway_toml(ip, &echo)), &[addr]);
+
+    // A request the backend answers after 1.5 s, in flight when SIGTERM arrives.
+    let slow = tokio::spawn(async move {
+        let mut c = Client::http1(addr);
+        c.get("app.test", "/slow?delay=1500ms").await
+    });
+    let seen = tokio::task::spawn_blocking({
+        let echo_lines = echo;
+        move || {
+            let ok = echo_lines.wait_for_requests("/slow", 1, DEADLINE);
+            (ok, echo_lines)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(seen.0, "the slow request never reached the backend");
+    let stopped = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gw.stop();
+        (s, gw)
+    });
+    let resp = slow.await.unwrap();
+    assert_eq!(resp.status, 200, "the in-flight request was cut");
+    let (status, gw) = status.await.unwrap();
+    assert!(status.success(), "exit {status}: {}", gw.log());
+    // It exits once drained, long before the 30 s grace.
+    assert!(
+        stopped.elapsed() < DEADLINE,
+        "drain took {:?}",
+        stopped.elapsed()
+    );
+    // No longer accepting.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+    drop(seen.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_idle_keep_alive_connections_instead_of_waiting_for_them() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8080));
+    let mut gw = Gateway::start(ConfigDir::with_main(&gateway_toml(ip, &echo)), &[addr]);
+    // A keep-alive connection, idle after one request (its idle timeout is 60 s).
+    let mut c = Client::http1(addr);
+    assert_eq!(c.get("app.test", "/").await.status, 200);
+    let stopped = Instant::now();
+    let status = tokio::task::spawn_blocking(move || gw.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        stopped.elapsed() < DEADLINE,
+        "shutdown waited {:?} for an idle connection",
+        stopped.elapsed()
+    );
+    drop(c);
+}
