@@ -6,6 +6,7 @@
 //! live in the sibling modules.
 
 mod core;
+mod filter;
 mod gateway;
 mod route;
 mod settings;

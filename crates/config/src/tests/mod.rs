@@ -2,6 +2,7 @@
 //! API rule or conformance case it checks.
 
 mod gateways;
+mod http_references;
 mod http_routes;
 mod tls_routes;
 
