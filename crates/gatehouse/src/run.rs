@@ -163,6 +163,7 @@ async fn serve(
         anyhow::bail!("{e}");
     }
     vips.apply(&snapshot, &mut status).await;
+    vips.show_host_addresses(&mut status).await;
     let mut vip_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut generation = 1;
     let addrs: Vec<String> = plane.local_addrs().iter().map(|a| a.to_string()).collect();
@@ -209,6 +210,7 @@ async fn serve(
                 let snapshot = Arc::new(loaded.snapshot);
                 let errors = plane.apply(snapshot.clone()).await;
                 vips.apply(&snapshot, &mut status).await;
+                vips.show_host_addresses(&mut status).await;
                 generation = next;
                 let listening = plane.local_addrs().iter().map(|a| a.to_string()).collect();
                 let bind_errors = errors.iter().map(|e| e.to_string()).collect();

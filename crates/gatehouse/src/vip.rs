@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// VIP management and its metrics.
 pub struct Vips {
     manager: Option<VipManager>,
+    /// For listing the host's addresses.
+    netlink: Option<gatehouse_announce::netlink::Netlink>,
     announcer: Announcer,
     state: IntGaugeVec,
     last: BTreeMap<IpAddr, (String, String)>,
@@ -56,6 +58,7 @@ impl Vips {
         });
         Vips {
             manager: None,
+            netlink: None,
             announcer,
             state,
             last: BTreeMap::new(),
@@ -151,6 +154,66 @@ impl Vips {
             }
         }
         self.last = now;
+    }
+
+    /// Gateways without addresses are bound everywhere: their status shows the host's
+    /// addresses (those of interfaces that are up, without IPv6 link-local ones; the
+    /// loopback's when there are no others).
+    pub async fn show_host_addresses(&mut self, status: &mut Status) {
+        let everywhere: Vec<usize> = status
+            .gateways
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.addresses.is_empty())
+            .filter(|(_, g)| {
+                let programmed = g
+                    .conditions
+                    .iter()
+                    .find(|c| c.kind == condition::PROGRAMMED);
+                programmed.is_none_or(|c| c.reason != reason::ADDRESS_NOT_ASSIGNED)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if everywhere.is_empty() {
+            return;
+        }
+        if self.netlink.is_none() {
+            self.netlink = gatehouse_announce::netlink::Netlink::connect().ok();
+        }
+        let Some(netlink) = &self.netlink else { return };
+        let (Ok(links), Ok(addrs)) = (netlink.links().await, netlink.addresses().await) else {
+            return;
+        };
+        let link_local =
+            |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+        let on = |loopback: bool| {
+            let mut ips: Vec<IpAddr> = addrs
+                .iter()
+                .filter(|a| {
+                    links
+                        .iter()
+                        .any(|l| l.index == a.index && l.loopback == loopback && (loopback || l.up))
+                })
+                .map(|a| a.ip)
+                .filter(|ip| !link_local(ip))
+                .collect();
+            ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+            ips.dedup();
+            ips
+        };
+        let mut ips = on(false);
+        if ips.is_empty() {
+            ips = on(true);
+        }
+        for i in everywhere {
+            status.gateways[i].addresses = ips
+                .iter()
+                .map(|ip| gatehouse_model::status::GatewayAddress {
+                    kind: "IPAddress".into(),
+                    value: ip.to_string(),
+                })
+                .collect();
+        }
     }
 
     /// Puts back removed addresses and re-announces on links that came back up.
