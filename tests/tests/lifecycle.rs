@@ -171,3 +171,79 @@ async fn sigterm_closes_idle_keep_alive_connections_instead_of_waiting_for_them(
     );
     drop(c);
 }
+
+/// A port no socket of this host uses now (bound on every address, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("[::]:0")
+        .or_else(|_| std::net::TcpListener::bind("0.0.0.0:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_log(gw: &Gateway, needle: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    while !gw.log().contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in:\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_moves_between_one_address_and_every_address_on_reload() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let port = free_port();
+    let config = |addresses: &str| {
+        format!(
+            r#"
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+{addresses}
+listeners = [{{ name = "http", protocol = "HTTP", port = {port} }}]
+[[HTTPRoute]]
+name = "app"
+parentRefs = [{{ name = "gw" }}]
+rules = [{{ backendRefs = [{{ name = "app", port = 80 }}] }}]
+[[Service]]
+name = "app"
+ports = [{{ port = 80 }}]
+endpoints = ["{}"]
+"#,
+            echo.addr
+        )
+    };
+    let on_ip = config(&format!("addresses = [{{ value = \"{ip}\" }}]"));
+    let vip = SocketAddr::from((ip, port));
+    let gw = Gateway::start(ConfigDir::with_main(&on_ip), &[vip]);
+    let admin = std::fs::read_to_string(gw.dir.path().join("gatehouse.toml")).unwrap();
+    let admin_table = &admin[admin.find("[admin]").unwrap()..];
+    assert_eq!(Client::http1(vip).get("app.test", "/").await.status, 200);
+
+    // To every address: the specific socket must give way to the wildcard one.
+    gw.dir
+        .write("gatehouse.toml", &format!("{}\n{admin_table}", config("")));
+    wait_for_log(&gw, "generation=2");
+    let everywhere = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(
+        Client::http1(everywhere).get("app.test", "/").await.status,
+        200,
+        "{}",
+        gw.log()
+    );
+    assert_eq!(Client::http1(vip).get("app.test", "/").await.status, 200);
+
+    // And back.
+    gw.dir
+        .write("gatehouse.toml", &format!("{on_ip}\n{admin_table}"));
+    wait_for_log(&gw, "generation=3");
+    assert_eq!(
+        Client::http1(vip).get("app.test", "/").await.status,
+        200,
+        "{}",
+        gw.log()
+    );
+    assert!(!gw.log().contains("cannot listen"), "{}", gw.log());
+}

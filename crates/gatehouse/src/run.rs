@@ -166,7 +166,12 @@ async fn serve(
     vips.show_host_addresses(&mut status).await;
     let mut vip_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut generation = 1;
-    let addrs: Vec<String> = plane.local_addrs().iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = plane
+        .local_addrs()
+        .await
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     admin.applied(generation, status, "start", addrs.clone(), Vec::new());
     tracing::info!(generation, listening = addrs.join(" "), "gatehouse serving");
     notify(&[
@@ -212,7 +217,12 @@ async fn serve(
                 vips.apply(&snapshot, &mut status).await;
                 vips.show_host_addresses(&mut status).await;
                 generation = next;
-                let listening = plane.local_addrs().iter().map(|a| a.to_string()).collect();
+                let listening = plane
+                    .local_addrs()
+                    .await
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
                 let bind_errors = errors.iter().map(|e| e.to_string()).collect();
                 admin.applied(generation, status, why, listening, bind_errors);
                 tracing::info!(

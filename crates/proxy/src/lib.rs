@@ -137,7 +137,7 @@ struct Proxies {
 pub struct DataPlane {
     shared: Arc<Shared>,
     proxies: Arc<Proxies>,
-    listeners: Mutex<listeners::Listeners>,
+    listeners: tokio::sync::Mutex<listeners::Listeners>,
     /// Turns true when shutting down: HTTP/1.1 connections stop keeping alive.
     shutdown: watch::Sender<bool>,
 }
@@ -193,7 +193,7 @@ impl DataPlane {
         DataPlane {
             shared,
             proxies,
-            listeners: Mutex::new(listeners::Listeners::default()),
+            listeners: tokio::sync::Mutex::new(listeners::Listeners::default()),
             shutdown,
         }
     }
@@ -235,16 +235,13 @@ impl DataPlane {
                 drop(guard);
             });
         };
-        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.reconcile(&wanted, on_accept)
+        let mut listeners = self.listeners.lock().await;
+        listeners.reconcile(&wanted, on_accept).await
     }
 
     /// The local addresses of the sockets that are accepting.
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .local_addrs()
+    pub async fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.lock().await.local_addrs()
     }
 
     /// The number of client connections open now.
@@ -256,10 +253,7 @@ impl DataPlane {
     /// and waits until every connection has finished or `grace` has passed. Returns the
     /// number of connections still open.
     pub async fn shutdown(&self, grace: Duration) -> usize {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stop_all();
+        self.listeners.lock().await.stop_all().await;
         let _ = self.shutdown.send(true);
         // Keep-alive connections waiting for their next request close now; those with a
         // request in flight close after it (HTTP/2 clients get a GOAWAY).

@@ -89,6 +89,8 @@ fn bind_once(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
 struct Running {
     stop: watch::Sender<bool>,
     local: SocketAddr,
+    /// Ends (and the socket closes) once `stop` is sent.
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The set of listening sockets.
@@ -98,28 +100,31 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Makes the running sockets match `wanted`: binds the missing ones (reporting those that
-    /// fail), then stops the ones no longer wanted. `on_accept` handles each connection.
-    pub fn reconcile<F>(&mut self, wanted: &BTreeSet<SocketAddr>, on_accept: F) -> Vec<BindError>
+    /// Makes the running sockets match `wanted`: binds the missing ones first (reporting those
+    /// that fail), then stops the ones no longer wanted. `on_accept` handles each connection.
+    ///
+    /// Linux refuses a wildcard and a specific address listening on one port at once, so when
+    /// a port moves between "every address" and specific addresses the old sockets of that
+    /// port are closed first and the new ones bound right after (a gap of milliseconds); every
+    /// other change binds before it closes.
+    pub async fn reconcile<F>(
+        &mut self,
+        wanted: &BTreeSet<SocketAddr>,
+        on_accept: F,
+    ) -> Vec<BindError>
     where
         F: Fn(TcpStream, SocketAddr) + Clone + Send + Sync + 'static,
     {
         let mut errors = Vec::new();
+        let mut in_use = Vec::new();
         for addr in wanted {
             if self.running.contains_key(addr) {
                 continue;
             }
-            match bind(*addr) {
-                Ok((listener, local)) => {
-                    let (stop, stop_rx) = watch::channel(false);
-                    tokio::spawn(accept_loop(listener, stop_rx, on_accept.clone()));
-                    tracing::info!(address = %local, "listening");
-                    self.running.insert(*addr, Running { stop, local });
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    errors.push(e);
-                }
+            match self.start(*addr, on_accept.clone()) {
+                Ok(()) => {}
+                Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse => in_use.push(e),
+                Err(e) => errors.push(e),
             }
         }
         let gone: Vec<SocketAddr> = self
@@ -128,13 +133,53 @@ impl Listeners {
             .filter(|a| !wanted.contains(a))
             .copied()
             .collect();
-        for addr in gone {
-            if let Some(r) = self.running.remove(&addr) {
-                let _ = r.stop.send(true);
-                tracing::info!(address = %r.local, "stopped listening");
+        // Close the leaving sockets that hold a port a new socket could not get, then retry.
+        let blocking: Vec<SocketAddr> = gone
+            .iter()
+            .filter(|g| in_use.iter().any(|e| e.addr.port() == g.port()))
+            .copied()
+            .collect();
+        for addr in &blocking {
+            self.stop(*addr).await;
+        }
+        for e in in_use {
+            if blocking.iter().any(|b| b.port() == e.addr.port()) {
+                if let Err(e) = self.start(e.addr, on_accept.clone()) {
+                    errors.push(e);
+                }
+            } else {
+                errors.push(e);
             }
         }
+        for addr in gone.into_iter().filter(|a| !blocking.contains(a)) {
+            self.stop(addr).await;
+        }
+        for e in &errors {
+            tracing::error!("{e}");
+        }
         errors
+    }
+
+    fn start<F>(&mut self, addr: SocketAddr, on_accept: F) -> Result<(), BindError>
+    where
+        F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    {
+        let (listener, local) = bind(addr)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, stop_rx, on_accept));
+        tracing::info!(address = %local, "listening");
+        self.running.insert(addr, Running { stop, local, task });
+        Ok(())
+    }
+
+    /// Stops accepting on `addr` and waits until its socket is closed; the connections it
+    /// accepted carry on.
+    async fn stop(&mut self, addr: SocketAddr) {
+        if let Some(r) = self.running.remove(&addr) {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+            tracing::info!(address = %r.local, "stopped listening");
+        }
     }
 
     /// The actual local addresses of the running sockets (ports resolved when 0 was asked).
@@ -143,9 +188,10 @@ impl Listeners {
     }
 
     /// Stops accepting everywhere.
-    pub fn stop_all(&mut self) {
-        for (_, r) in std::mem::take(&mut self.running) {
-            let _ = r.stop.send(true);
+    pub async fn stop_all(&mut self) {
+        let all: Vec<SocketAddr> = self.running.keys().copied().collect();
+        for addr in all {
+            self.stop(addr).await;
         }
     }
 }
