@@ -435,6 +435,25 @@ rules = [{ backendRefs = [{ name = "web-backend", namespace = "gateway-conforman
     assert_cond(&no[0], c::RESOLVED_REFS, false, r::REF_NOT_PERMITTED);
 }
 
+/// HTTPRouteMultipleGateways' routes: one shared by both Gateways, one dedicated to each.
+const MULTIPLE_GATEWAY_ROUTES: &str = r#"
+[[HTTPRoute]]
+name = "shared"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }, { name = "all-namespaces" }]
+rules = [{ matches = [{ path = { value = "/shared" } }], backendRefs = [{ name = "infra-backend-v1", port = 8080 }] }]
+[[HTTPRoute]]
+name = "only-same"
+namespace = "infra"
+parentRefs = [{ name = "same-namespace" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v2", port = 8080 }] }]
+[[HTTPRoute]]
+name = "only-all"
+namespace = "infra"
+parentRefs = [{ name = "all-namespaces" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v3", port = 8080 }] }]
+"#;
+
 #[test]
 fn http_route_multiple_gateways() {
     let l = load_ok(&format!(
@@ -445,36 +464,10 @@ namespace = "infra"
 gatewayClassName = "gatehouse"
 addresses = [{{ value = "192.0.2.20" }}]
 listeners = [{{ name = "http", protocol = "HTTP", port = 80, allowedRoutes = {{ namespaces = {{ from = "All" }} }} }}]
-[[HTTPRoute]]
-name = "shared"
-namespace = "infra"
-parentRefs = [{{ name = "same-namespace" }}, {{ name = "all-namespaces" }}]
-rules = [{{ matches = [{{ path = {{ value = "/shared" }} }}], backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
-[[HTTPRoute]]
-name = "only-same"
-namespace = "infra"
-parentRefs = [{{ name = "same-namespace" }}]
-rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
-[[HTTPRoute]]
-name = "only-all"
-namespace = "infra"
-parentRefs = [{{ name = "all-namespaces" }}]
-rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
-"#
+{MULTIPLE_GATEWAY_ROUTES}"#
     ));
     let at = |ip: [u8; 4], path: &str| {
-        let local = SocketAddr::from((ip, 80));
-        let lst = l.snapshot.select_listener(local, Some("gw"))?;
-        let routed = lst.http_routes()?.route(Some("gw"), &Req::get(path))?;
-        match routed.rule.backends.pick(0) {
-            Pick::Backend(b) => match &b.target {
-                BackendTarget::Service { service, .. } => {
-                    Some(l.snapshot.services[*service].key.name.clone())
-                }
-                _ => None,
-            },
-            _ => None,
-        }
+        route_at(&l, SocketAddr::from((ip, 80)), "gw", &Req::get(path), 0)
     };
     // same-namespace has no addresses: it serves every address but the VIP that
     // all-namespaces names, as a specific `listen` address does in nginx.
@@ -516,35 +509,10 @@ namespace = "infra"
 gatewayClassName = "gatehouse"
 addresses = [{{ value = "192.0.2.20" }}]
 listeners = [{{ name = "http", protocol = "HTTP", port = 80, allowedRoutes = {{ namespaces = {{ from = "All" }} }} }}]
-[[HTTPRoute]]
-name = "shared"
-namespace = "infra"
-parentRefs = [{{ name = "same-namespace" }}, {{ name = "all-namespaces" }}]
-rules = [{{ matches = [{{ path = {{ value = "/shared" }} }}], backendRefs = [{{ name = "infra-backend-v1", port = 8080 }}] }}]
-[[HTTPRoute]]
-name = "only-same"
-namespace = "infra"
-parentRefs = [{{ name = "same-namespace" }}]
-rules = [{{ backendRefs = [{{ name = "infra-backend-v2", port = 8080 }}] }}]
-[[HTTPRoute]]
-name = "only-all"
-namespace = "infra"
-parentRefs = [{{ name = "all-namespaces" }}]
-rules = [{{ backendRefs = [{{ name = "infra-backend-v3", port = 8080 }}] }}]
-"#
+{MULTIPLE_GATEWAY_ROUTES}"#
     ));
     let at = |ip: [u8; 4], path: &str| {
-        let lst = l
-            .snapshot
-            .select_listener(SocketAddr::from((ip, 80)), Some("gw"))?;
-        let routed = lst.http_routes()?.route(Some("gw"), &Req::get(path))?;
-        match (routed.rule.backends.pick(0), &l.snapshot.services) {
-            (Pick::Backend(b), services) => match &b.target {
-                BackendTarget::Service { service, .. } => Some(services[*service].key.name.clone()),
-                _ => None,
-            },
-            _ => None,
-        }
+        route_at(&l, SocketAddr::from((ip, 80)), "gw", &Req::get(path), 0)
     };
     assert_eq!(
         at([192, 0, 2, 10], "/shared").as_deref(),

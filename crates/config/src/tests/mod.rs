@@ -188,10 +188,15 @@ impl RequestView for Req {
     }
 }
 
-/// Where a request to `port` with Host `host` goes: the name of the Service (or the reason it
-/// cannot) of the backend chosen with `random`, or `None` for 404.
-pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> Option<String> {
-    let local: SocketAddr = ([127, 0, 0, 1], port).into();
+/// Where a request to `local` with Host `host` goes: the name of the Service (or the reason
+/// it cannot) of the backend chosen with `random`, or `None` for 404.
+pub fn route_at(
+    l: &Loaded,
+    local: SocketAddr,
+    host: &str,
+    req: &Req,
+    random: u64,
+) -> Option<String> {
     let host = gatehouse_model::hostname::normalize_request_host(host);
     let listener: &Listener = l.snapshot.select_listener(local, host.as_deref())?;
     let routed = listener.http_routes()?.route(host.as_deref(), req)?;
@@ -205,6 +210,17 @@ pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> 
         Pick::AllWeightsZero => "503".into(),
         Pick::NoBackends => "500 (no backends)".into(),
     })
+}
+
+/// [`route_at`] on 127.0.0.1:`port`.
+pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> Option<String> {
+    route_at(
+        l,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        host,
+        req,
+        random,
+    )
 }
 
 pub fn route(l: &Loaded, host: &str, uri: &str) -> Option<String> {
