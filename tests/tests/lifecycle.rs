@@ -247,3 +247,145 @@ endpoints = ["{}"]
     );
     assert!(!gw.log().contains("cannot listen"), "{}", gw.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_health_checks_take_failing_endpoints_out_of_rotation() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8080));
+    // Two Services on the same backend: one checked on a path that answers 200, one on a
+    // path that answers 503 (an unhealthy endpoint).
+    let toml = format!(
+        r#"
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{ip}" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 8080 }}]
+[[HTTPRoute]]
+name = "app"
+parentRefs = [{{ name = "gw" }}]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/healthy" }} }}]
+backendRefs = [{{ name = "healthy", port = 80 }}]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ value = "/unhealthy" }} }}]
+backendRefs = [{{ name = "unhealthy", port = 80 }}]
+[[Service]]
+name = "healthy"
+ports = [{{ port = 80 }}]
+endpoints = ["{e}"]
+healthCheck = {{ type = "HTTP", path = "/health", interval = "100ms", timeout = "1s", unhealthyThreshold = 2, healthyThreshold = 1 }}
+[[Service]]
+name = "unhealthy"
+ports = [{{ port = 80 }}]
+endpoints = ["{e}"]
+healthCheck = {{ type = "HTTP", path = "/status/503", interval = "100ms", timeout = "1s", unhealthyThreshold = 2, healthyThreshold = 1 }}
+"#,
+        e = echo.addr
+    );
+    let gw = Gateway::start(ConfigDir::with_main(&toml), &[addr]);
+    let mut c = Client::http1(addr);
+    // Once two checks failed, the endpoint is out: 503 without trying it.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let r = c.get("app.test", "/unhealthy").await;
+        if r.status == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failing endpoint stayed in rotation: {}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(c.get("app.test", "/unhealthy").await.status, 503);
+        assert_eq!(c.get("app.test", "/healthy").await.status, 200);
+    }
+    assert!(gw.log().contains("endpoint health changed"), "{}", gw.log());
+}
+
+#[test]
+fn a_port_switching_from_plaintext_to_tls_never_refuses_a_connection() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have curl");
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8443));
+    let dir = ConfigDir::with_main(&gateway_toml(ip, &echo).replace("port = 8080", "port = 8443"));
+    let gw = Gateway::start(dir, &[addr]);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--resolve",
+                &format!("app.test:8443:{ip}"),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&["http://app.test:8443/"]), "200");
+
+    // Connect continuously while the port turns into an HTTPS one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut refused) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::net::TcpStream::connect(addr) {
+                    Ok(_) => ok += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+            (ok, refused)
+        })
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["app.test".to_string()]).unwrap();
+    gw.dir.write("certs/cert.pem", &cert.cert.pem());
+    gw.dir
+        .write("certs/key.pem", &cert.signing_key.serialize_pem());
+    gw.dir.write(
+        "conf.d/tls.toml",
+        r#"
+[[Secret]]
+name = "app"
+certFile = "../certs/cert.pem"
+keyFile = "../certs/key.pem"
+"#,
+    );
+    let main = std::fs::read_to_string(gw.dir.path().join("gatehouse.toml")).unwrap();
+    let https = main.replace(
+        r#"{ name = "http", protocol = "HTTP", port = 8443 }"#,
+        r#"{ name = "https", protocol = "HTTPS", port = 8443, tls = { certificateRefs = [{ name = "app" }] } }"#,
+    );
+    assert_ne!(main, https);
+    gw.dir.write("gatehouse.toml", &https);
+    let deadline = Instant::now() + DEADLINE;
+    while curl(&["-k", "https://app.test:8443/"]) != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "HTTPS never answered: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, refused) = probe.join().unwrap();
+    assert!(ok > 0);
+    assert_eq!(
+        refused, 0,
+        "{refused} connections refused during the switch ({ok} accepted)"
+    );
+}
