@@ -389,3 +389,40 @@ keyFile = "../certs/key.pem"
         "{refused} connections refused during the switch ({ok} accepted)"
     );
 }
+
+#[test]
+fn under_journald_log_lines_have_no_timestamps_and_no_colours() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let dir = ConfigDir::with_main(&gateway_toml(ip, &echo));
+    let mut child = Command::new(gatehouse_bin())
+        .args(["run", "--config"])
+        .arg(dir.path())
+        .env("JOURNAL_STREAM", "8:12345")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from((ip, 8080));
+    let deadline = Instant::now() + DEADLINE;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "gatehouse never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("gatehouse serving"), "{text}");
+    for line in text.lines() {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+        assert!(!line.starts_with("20"), "timestamp in {line:?}");
+        assert!(
+            line.starts_with(" INFO")
+                || line.starts_with(" WARN")
+                || line.starts_with("ERROR")
+                || line.starts_with("DEBUG"),
+            "{line:?}"
+        );
+    }
+}
