@@ -395,7 +395,7 @@ fn under_journald_log_lines_have_no_timestamps_and_no_colours() {
     let echo = Echo::start("app");
     let ip = unique_ip();
     let dir = ConfigDir::with_main(&gateway_toml(ip, &echo));
-    let mut child = Command::new(gatehouse_bin())
+    let child = Command::new(gatehouse_bin())
         .args(["run", "--config"])
         .arg(dir.path())
         .env("JOURNAL_STREAM", "8:12345")
