@@ -134,6 +134,21 @@ impl Drop for Echo {
     }
 }
 
+/// Whether the admin listener at `admin` answers `/readyz` with 200.
+fn ready_on(admin: SocketAddr) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = TcpStream::connect_timeout(&admin, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /readyz HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
 /// A running `gatehouse run`.
 #[derive(Debug)]
 pub struct Gateway {
@@ -210,6 +225,19 @@ impl Gateway {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        // The listeners accept a moment before the configuration counts as applied (VIPs,
+        // status): wait for /readyz too, so tests see the applied generation.
+        while !ready_on(admin) {
+            if let Some(status) = gw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("gatehouse run exited with {status}: {}", gw.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse run never ready: {}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
         gw
     }

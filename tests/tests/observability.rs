@@ -319,7 +319,16 @@ async fn admin_answers_readyz_healthz_and_404_for_unknown_paths() {
     let gw = Gateway::start(ConfigDir::with_main(&toml), &[SocketAddr::from((ip, 80))]);
     assert_eq!(gw.admin, admin);
 
-    let readyz = admin_get(admin, "/readyz").await;
+    // Ready once the configuration is applied (listeners bound, VIPs handled): the data
+    // plane may accept a moment before that, so wait on a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let readyz = loop {
+        let r = admin_get(admin, "/readyz").await;
+        if r.status == 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(readyz.status, 200, "/readyz after start: {readyz:?}");
     let healthz = admin_get(admin, "/healthz").await;
     assert_eq!(healthz.status, 200, "/healthz: {healthz:?}");
