@@ -29,19 +29,21 @@ fn load(
     allocations: &Allocations,
 ) -> Result<std::result::Result<Loaded, gatehouse_config::Diagnostics>> {
     let files = configdir::read(dir)?;
+    Ok(compile(&files, generation, allocations))
+}
+
+fn compile(
+    files: &[gatehouse_config::SourceFile],
+    generation: u64,
+    allocations: &Allocations,
+) -> std::result::Result<Loaded, gatehouse_config::Diagnostics> {
     let read = |p: &Path| std::fs::read(p);
-    Ok(gatehouse_config::load_with(
-        &files,
-        &read,
-        generation,
-        allocations,
-    ))
+    gatehouse_config::load_with(files, &read, generation, allocations)
 }
 
 /// The pool allocations kept under the state directory the configuration names.
-fn allocation_store(dir: &Path) -> Option<AllocationStore> {
-    let files = configdir::read(dir).ok()?;
-    let doc = gatehouse_config::parse(&files).ok()?;
+fn allocation_store(files: &[gatehouse_config::SourceFile]) -> Option<AllocationStore> {
+    let doc = gatehouse_config::parse(files).ok()?;
     Some(AllocationStore::open(&doc.settings.runtime.state_dir))
 }
 
@@ -66,12 +68,14 @@ fn log_status_problems(loaded: &Loaded) {
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let mut store = allocation_store(&args.config);
+    // Read once: the state directory (for the pool allocations) comes from the same files.
+    let files = configdir::read(&args.config)?;
+    let mut store = allocation_store(&files);
     let previous = store
         .as_ref()
         .map(|s| s.current.clone())
         .unwrap_or_default();
-    let loaded = match load(&args.config, 1, &previous)? {
+    let loaded = match compile(&files, 1, &previous) {
         Ok(l) => l,
         Err(diags) => {
             for d in diags.iter() {

@@ -11,29 +11,24 @@ pub trait HeaderMut {
     fn remove(&mut self, name: &str);
 }
 
-impl HeaderMut for RequestHeader {
-    fn set(&mut self, name: &str, value: &str) {
-        let _ = self.insert_header(name.to_string(), value);
-    }
-    fn add(&mut self, name: &str, value: &str) {
-        let _ = self.append_header(name.to_string(), value);
-    }
-    fn remove(&mut self, name: &str) {
-        self.remove_header(name);
-    }
+/// Request and response headers share the same header operations.
+macro_rules! header_mut {
+    ($($t:ty),*) => {$(
+        impl HeaderMut for $t {
+            fn set(&mut self, name: &str, value: &str) {
+                let _ = self.insert_header(name.to_string(), value);
+            }
+            fn add(&mut self, name: &str, value: &str) {
+                let _ = self.append_header(name.to_string(), value);
+            }
+            fn remove(&mut self, name: &str) {
+                self.remove_header(name);
+            }
+        }
+    )*};
 }
 
-impl HeaderMut for ResponseHeader {
-    fn set(&mut self, name: &str, value: &str) {
-        let _ = self.insert_header(name.to_string(), value);
-    }
-    fn add(&mut self, name: &str, value: &str) {
-        let _ = self.append_header(name.to_string(), value);
-    }
-    fn remove(&mut self, name: &str) {
-        self.remove_header(name);
-    }
-}
+header_mut!(RequestHeader, ResponseHeader);
 
 /// RequestHeaderModifier / ResponseHeaderModifier: set replaces every value, add appends a
 /// value, remove drops every value; names are case-insensitive.
