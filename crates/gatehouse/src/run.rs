@@ -90,12 +90,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let settings = loaded.snapshot.settings.clone();
     crate::logging::init(&settings.log)?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all().thread_name("gatehouse");
-    if settings.runtime.threads > 0 {
-        runtime.worker_threads(settings.runtime.threads);
-    }
-    let runtime = runtime.build().context("cannot start the async runtime")?;
+    // The control runtime: reloads, health checks, DNS, VIPs, the admin listener. Requests
+    // are served on the data plane's own threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     if let Some(store) = store.as_mut() {
         store.save(loaded.allocations.clone());
     }
@@ -157,7 +157,9 @@ async fn serve(
     let admin_local = crate::admin::serve(admin.clone(), admin_addr).await?;
     tracing::info!(address = %admin_local, "admin listening (/metrics /status /healthz /readyz)");
 
-    let plane = DataPlane::new(&admin.registry);
+    let threads = gatehouse_proxy::serving_threads(loaded.snapshot.settings.runtime.threads);
+    let plane =
+        DataPlane::new(&admin.registry, threads).context("cannot start the serving threads")?;
     let mut vips = crate::vip::Vips::new(&admin.registry, &loaded.snapshot);
     log_status_problems(&loaded);
     let mut status = loaded.status;
@@ -212,6 +214,14 @@ async fn serve(
                 }
                 log_status_problems(&loaded);
                 watcher.watch_secret_files(&loaded.secret_files);
+                if gatehouse_proxy::serving_threads(loaded.snapshot.settings.runtime.threads)
+                    != plane.threads()
+                {
+                    tracing::warn!(
+                        serving = plane.threads(),
+                        "[runtime] threads changes take effect at the next restart"
+                    );
+                }
                 if loaded.snapshot.settings.admin.listen != admin_addr {
                     tracing::warn!(configured = %loaded.snapshot.settings.admin.listen, serving = %admin_local, "[admin] listen changes take effect at the next restart");
                 }

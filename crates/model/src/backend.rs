@@ -137,7 +137,8 @@ pub struct Backend {
 /// What a weighted draw among a rule's backends gives.
 #[derive(Debug, PartialEq)]
 pub enum Pick<'a> {
-    Backend(&'a Backend),
+    /// The backendRef drawn, with its index in the rule.
+    Backend(usize, &'a Backend),
     /// Every weight is zero (or there are no backendRefs with weight): 503 when the rule has
     /// backendRefs at all.
     AllWeightsZero,
@@ -196,7 +197,7 @@ impl Backends {
         // First entry whose cumulative weight exceeds r; zero-weight entries share their
         // predecessor's cumulative value and so are never first.
         let i = self.cumulative.partition_point(|&c| c <= r);
-        Pick::Backend(&self.entries[i])
+        Pick::Backend(i, &self.entries[i])
     }
 }
 
@@ -217,7 +218,7 @@ mod tests {
         let mut counts: Vec<(String, u64)> =
             b.entries().iter().map(|e| (e.name.clone(), 0)).collect();
         for r in 0..draws {
-            if let Pick::Backend(e) = b.pick(r) {
+            if let Pick::Backend(_, e) = b.pick(r) {
                 counts.iter_mut().find(|(n, _)| *n == e.name).unwrap().1 += 1;
             }
         }
@@ -241,7 +242,7 @@ mod tests {
             backend("zero2", 0),
         ]);
         for r in 0..50 {
-            assert_eq!(b.pick(r), Pick::Backend(&b.entries()[1]));
+            assert_eq!(b.pick(r), Pick::Backend(1, &b.entries()[1]));
         }
     }
 

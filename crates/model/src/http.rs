@@ -136,6 +136,10 @@ pub trait RequestView {
     fn query(&self) -> Option<&str>;
     /// The value of a header (lower-case name); repeated headers joined with `,`.
     fn header(&self, name: &str) -> Option<Cow<'_, str>>;
+    /// The host the request names, as sent: the Host header (HTTP/2: else `:authority`).
+    fn host(&self) -> Option<Cow<'_, str>> {
+        self.header("host")
+    }
 }
 
 fn percent_decode(s: &str) -> Cow<'_, str> {
@@ -386,7 +390,10 @@ impl HttpRouteTable {
     }
 
     /// The groups a normalised host selects, most specific hostname first.
-    fn groups<'a>(&'a self, host: Option<&'a str>) -> impl Iterator<Item = &'a [HttpEntry]> + 'a {
+    fn groups<'a, 'h>(
+        &'a self,
+        host: Option<&'h str>,
+    ) -> impl Iterator<Item = &'a [HttpEntry]> + use<'a, 'h> {
         let exact = host.and_then(|h| self.exact.get(h)).map(Vec::as_slice);
         let wildcards = host.into_iter().flat_map(move |h| {
             h.char_indices()
@@ -400,7 +407,7 @@ impl HttpRouteTable {
     }
 
     /// Routes a request: the first entry, in precedence order, whose match succeeds.
-    pub fn route<'a>(&'a self, host: Option<&'a str>, req: &dyn RequestView) -> Option<Routed<'a>> {
+    pub fn route<'a>(&'a self, host: Option<&str>, req: &dyn RequestView) -> Option<Routed<'a>> {
         self.groups(host)
             .flat_map(|g| g.iter())
             .find(|e| e.matcher.matches(req))

@@ -17,11 +17,16 @@
 //! - [`status`]: Gateway API status: conditions, reasons, per-resource status.
 
 pub mod backend;
+pub mod conn;
+pub mod cors;
+pub mod decide;
 pub mod filter;
 pub mod hostname;
 pub mod http;
 pub mod listener;
+pub mod path;
 pub mod resource;
+pub mod respond;
 pub mod settings;
 pub mod snapshot;
 pub mod status;

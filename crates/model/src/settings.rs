@@ -1,5 +1,6 @@
-//! Daemon settings: the `[admin]`, `[log]`, `[runtime]` and `[announce]` tables of
-//! `gatehouse.toml`, with the defaults an operator gets when a table or key is absent.
+//! Daemon settings: the `[admin]`, `[log]`, `[runtime]`, `[announce]`, `[http]`, `[limits]`
+//! and `[forwarded]` tables of `gatehouse.toml`, with the defaults an operator gets when a
+//! table or key is absent.
 
 use serde::Serialize;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +13,9 @@ pub struct Settings {
     pub log: Log,
     pub runtime: Runtime,
     pub announce: Announce,
+    pub http: Http,
+    pub limits: Limits,
+    pub forwarded: Forwarded,
 }
 
 /// The admin listener: `/metrics`, `/status`, `/healthz`, `/readyz`.
@@ -89,5 +93,86 @@ impl Default for Announce {
             garp_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(60),
         }
+    }
+}
+
+/// `[http]`: how requests are read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Http {
+    /// Path normalization (`mergeSlashes`, `escapedSlashes`).
+    pub path: crate::path::PathOptions,
+    /// HTTP/2 with prior knowledge on plaintext ports.
+    pub h2c: bool,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            path: crate::path::PathOptions::default(),
+            h2c: true,
+        }
+    }
+}
+
+/// `[limits]`: what one client, or all of them, may hold. Each default is chosen against
+/// nginx, HAProxy and Envoy (docs/configuration.md cites them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Client connections open at once, process-wide; above it new ones are closed at once.
+    pub max_connections: usize,
+    /// The request line and headers together (HTTP/1), or the header list (HTTP/2): 431.
+    pub max_request_header_bytes: usize,
+    /// Header fields of one request: 431.
+    pub max_request_headers: usize,
+    /// The whole request head must arrive within this, from its first byte.
+    pub request_header_timeout: Duration,
+    /// A connection with no request in flight is closed after this (HTTP/1 keep-alive and
+    /// HTTP/2 alike).
+    pub idle_timeout: Duration,
+    /// Request body size: 413 above it; 0 is unlimited.
+    pub max_request_body_bytes: u64,
+    /// Concurrent streams one HTTP/2 client connection may open.
+    pub h2_max_concurrent_streams: u32,
+    /// How long a backend may take to send each part of its response when the route sets no
+    /// `timeouts` (504); zero waits forever.
+    pub backend_response_timeout: Duration,
+    /// A passthrough connection with no bytes either way for this long is closed.
+    pub passthrough_idle_timeout: Duration,
+    /// TCP keepalive idle time on client and backend sockets; zero turns keepalive off.
+    pub tcp_keepalive: Duration,
+    /// RequestMirror copies in flight at once; more are dropped (and counted).
+    pub max_mirrors_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_request_header_bytes: 32 * 1024,
+            max_request_headers: 100,
+            request_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_request_body_bytes: 0,
+            h2_max_concurrent_streams: 100,
+            backend_response_timeout: Duration::from_secs(60),
+            passthrough_idle_timeout: Duration::from_secs(600),
+            tcp_keepalive: Duration::from_secs(60),
+            max_mirrors_in_flight: 256,
+        }
+    }
+}
+
+/// `[forwarded]`: whose forwarding headers are believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Forwarded {
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and appended to;
+    /// from every other peer they are removed and set from the connection.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Forwarded {
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
 }

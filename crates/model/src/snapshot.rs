@@ -5,6 +5,7 @@
 
 use crate::ResourceKey;
 use crate::backend::Service;
+use crate::decide::ListenerId;
 use crate::hostname::select_by_host;
 use crate::listener::Listener;
 use crate::settings::Settings;
@@ -74,20 +75,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The listeners a connection to `local` may reach: those of Gateways that name the local
-    /// address, or, when no Gateway on the port names it, those of Gateways without addresses
-    /// (bound everywhere). A specific address wins over the wildcard, as with nginx `listen`.
-    pub fn listeners_at(&self, local: SocketAddr) -> impl Iterator<Item = &Listener> {
+    /// The listeners a connection to `local` may reach, with their ids: those of Gateways
+    /// that name the local address, or, when no Gateway on the port names it, those of
+    /// Gateways without addresses (bound everywhere). A specific address wins over the
+    /// wildcard, as with nginx `listen`.
+    pub fn listeners_at(
+        &self,
+        local: SocketAddr,
+    ) -> impl Iterator<Item = (ListenerId, &Listener)> + Clone {
         let ip = local.ip().to_canonical();
-        let on_port = move || {
-            self.ports
-                .iter()
-                .filter(move |p| p.port == local.port())
-                .flat_map(|p| p.listeners.iter())
-                .map(|&i| &self.listeners[i])
-        };
-        let specific = on_port().any(|l| l.addresses.contains(&ip));
-        on_port().filter(move |l| {
+        let on_port = self
+            .ports
+            .iter()
+            .filter(move |p| p.port == local.port())
+            .flat_map(|p| p.listeners.iter())
+            .map(|&i| (i, &self.listeners[i]));
+        let specific = on_port.clone().any(|(_, l)| l.addresses.contains(&ip));
+        on_port.filter(move |(_, l)| {
             if specific {
                 l.addresses.contains(&ip)
             } else {
@@ -97,26 +101,24 @@ impl Snapshot {
     }
 
     /// The listener a request or TLS connection to `local` selects by its normalised Host or
-    /// SNI: exact hostname, then the most specific wildcard, then the listener without one.
-    pub fn select_listener(&self, local: SocketAddr, host: Option<&str>) -> Option<&Listener> {
-        let i = select_by_host(host, self.listeners_at(local).map(|l| l.hostname.as_ref()))?;
-        self.listeners_at(local).nth(i)
-    }
-
-    /// Like [`Snapshot::select_listener`], among the listeners of one protocol only: an
-    /// HTTPS request's Host is compared with the HTTPS listeners on its port.
-    pub fn select_listener_of(
+    /// SNI, among the listeners of `protocol` (all when `None`): exact hostname, then the
+    /// most specific wildcard, then the listener without one.
+    pub fn select_listener_id(
         &self,
         local: SocketAddr,
         host: Option<&str>,
-        protocol: crate::listener::Protocol,
-    ) -> Option<&Listener> {
-        let of = move || {
-            self.listeners_at(local)
-                .filter(move |l| l.protocol == protocol)
-        };
-        let i = select_by_host(host, of().map(|l| l.hostname.as_ref()))?;
-        of().nth(i)
+        protocol: Option<crate::listener::Protocol>,
+    ) -> Option<(ListenerId, &Listener)> {
+        let of = self
+            .listeners_at(local)
+            .filter(move |(_, l)| protocol.is_none_or(|p| l.protocol == p));
+        let i = select_by_host(host, of.clone().map(|(_, l)| l.hostname.as_ref()))?;
+        of.clone().nth(i)
+    }
+
+    /// [`Snapshot::select_listener_id`] among every protocol, without the id.
+    pub fn select_listener(&self, local: SocketAddr, host: Option<&str>) -> Option<&Listener> {
+        self.select_listener_id(local, host, None).map(|(_, l)| l)
     }
 
     pub fn service(&self, key: &ResourceKey) -> Option<&Service> {

@@ -1,19 +1,29 @@
-//! The listener manager: one listening socket per (address, port) the snapshot asks for,
-//! reconciled on every apply.
+//! The listener manager: for every (address, port) the snapshot asks for, one listening socket
+//! per serving thread, all bound with `SO_REUSEPORT` so the kernel spreads new connections
+//! over the threads and a connection never leaves the thread that accepted it (nginx's
+//! `reuseport`, Pingora's no-steal runtime).
 //!
-//! New addresses are bound before anything is closed; sockets no longer wanted stop
-//! accepting, while connections they accepted carry on. A socket does not know whether its
-//! port is plaintext or TLS: each accepted connection looks that up in the generation
-//! current at that moment, so a port can change between the two without refusing anyone.
+//! Reconciled on every apply: new addresses are bound before anything is closed; sockets no
+//! longer wanted stop accepting, while connections they accepted carry on. A socket does not
+//! know whether its port is plaintext or TLS: each accepted connection looks that up in the
+//! generation current at that moment, so a port can change between the two without refusing
+//! anyone.
+//!
+//! Before the sockets of an address are bound, a probe socket without `SO_REUSEPORT` is bound
+//! to it: a port another process (even another gatehouse) holds is reported as in use instead
+//! of being silently shared. Options the accepted sockets need (`TCP_NODELAY`, TCP keepalive)
+//! are set on the listening sockets, which Linux copies to every socket they accept.
 
-use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+use socket2::{Domain, Protocol as SockProtocol, Socket, TcpKeepalive, Type};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Accept backlog of every listening socket.
-const BACKLOG: i32 = 1024;
+const BACKLOG: i32 = 4096;
 
 /// Why a socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +32,42 @@ pub struct BindError {
     pub addr: SocketAddr,
     #[source]
     pub source: std::io::Error,
+}
+
+/// What an accepting socket hands each connection to: the stream, the client's address, and
+/// the local address when the socket's own address says it (not for wildcard sockets).
+pub type OnAccept = Arc<dyn Fn(TcpStream, SocketAddr, Option<SocketAddr>) + Send + Sync>;
+
+/// One serving thread as the listener manager sees it: where to run its accept loops and
+/// what to do with a connection.
+#[derive(Clone)]
+pub struct Acceptor {
+    pub runtime: tokio::runtime::Handle,
+    pub on_accept: OnAccept,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor").finish_non_exhaustive()
+    }
+}
+
+/// Options of the listening sockets, inherited by the connections they accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// TCP keepalive idle time; `None` leaves keepalive off.
+    pub keepalive: Option<Duration>,
+}
+
+impl SocketOptions {
+    fn keepalive(&self) -> Option<TcpKeepalive> {
+        self.keepalive.map(|idle| {
+            TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(Duration::from_secs(10))
+                .with_retries(6)
+        })
+    }
 }
 
 /// The sockets `ports` need: each group's addresses, or the wildcard address (IPv6 with
@@ -40,57 +86,83 @@ pub fn wanted(ports: &[gatehouse_model::snapshot::PortGroup]) -> BTreeSet<Socket
     out
 }
 
-/// Binds a listening socket. The wildcard IPv6 address takes IPv4 too; where the host has
-/// no IPv6, it falls back to the IPv4 wildcard. Addresses not (yet) on this host can be
-/// bound (IP_FREEBIND), so a VIP's listener can start before the address is up.
-pub fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BindError> {
-    match bind_once(addr) {
+/// Binds `count` listening sockets sharing `addr` (`SO_REUSEPORT`). The wildcard IPv6
+/// address takes IPv4 too; where the host has no IPv6, it falls back to the IPv4 wildcard.
+/// Addresses not (yet) on this host can be bound (IP_FREEBIND), so a VIP's listener can
+/// start before the address is up.
+pub fn bind(
+    addr: SocketAddr,
+    count: usize,
+    options: &SocketOptions,
+) -> Result<Vec<std::net::TcpListener>, BindError> {
+    match bind_set(addr, count, options) {
         Err(e)
             if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && e.raw_os_error() == Some(97) =>
         {
             // EAFNOSUPPORT: no IPv6 on this host.
             let v4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
-            bind_once(v4).map_err(|source| BindError { addr: v4, source })
+            bind_set(v4, count, options).map_err(|source| BindError { addr: v4, source })
         }
         other => other.map_err(|source| BindError { addr, source }),
     }
 }
 
-fn bind_once(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+fn socket(addr: SocketAddr, reuse_port: bool, options: &SocketOptions) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM,
         Some(SockProtocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false)?;
     }
-    #[cfg(target_os = "linux")]
-    {
-        if !addr.ip().is_unspecified() {
-            if addr.is_ipv4() {
-                socket.set_freebind_v4(true)?;
-            } else {
-                socket.set_freebind_v6(true)?;
-            }
+    if !addr.ip().is_unspecified() {
+        if addr.is_ipv4() {
+            socket.set_freebind_v4(true)?;
+        } else {
+            socket.set_freebind_v6(true)?;
         }
     }
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ka) = options.keepalive() {
+        socket.set_tcp_keepalive(&ka)?;
+    }
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    let std_listener: std::net::TcpListener = socket.into();
-    let local = std_listener.local_addr()?;
-    Ok((TcpListener::from_std(std_listener)?, local))
+    Ok(socket)
 }
 
-/// A socket that is accepting.
+fn bind_set(
+    addr: SocketAddr,
+    count: usize,
+    options: &SocketOptions,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut addr = addr;
+    if addr.port() != 0 {
+        // Refuse a port someone else holds rather than share it through SO_REUSEPORT.
+        socket(addr, false, options)?.bind(&addr.into())?;
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let s = socket(addr, true, options)?;
+        s.bind(&addr.into())?;
+        s.listen(BACKLOG)?;
+        let l: std::net::TcpListener = s.into();
+        // Port 0: the first socket picks the port, the others join it.
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// The sockets of one address, one per serving thread.
 #[derive(Debug)]
 struct Running {
     stop: watch::Sender<bool>,
     local: SocketAddr,
-    /// Ends (and the socket closes) once `stop` is sent.
-    task: tokio::task::JoinHandle<()>,
+    /// Each ends (and its socket closes) once `stop` is sent.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The set of listening sockets.
@@ -101,27 +173,26 @@ pub struct Listeners {
 
 impl Listeners {
     /// Makes the running sockets match `wanted`: binds the missing ones first (reporting those
-    /// that fail), then stops the ones no longer wanted. `on_accept` handles each connection.
+    /// that fail), then stops the ones no longer wanted. Each serving thread in `acceptors`
+    /// gets one socket of every address.
     ///
     /// Linux refuses a wildcard and a specific address listening on one port at once, so when
     /// a port moves between "every address" and specific addresses the old sockets of that
     /// port are closed first and the new ones bound right after (a gap of milliseconds); every
     /// other change binds before it closes.
-    pub async fn reconcile<F>(
+    pub async fn reconcile(
         &mut self,
         wanted: &BTreeSet<SocketAddr>,
-        on_accept: F,
-    ) -> Vec<BindError>
-    where
-        F: Fn(TcpStream, SocketAddr) + Clone + Send + Sync + 'static,
-    {
+        acceptors: &[Acceptor],
+        options: &SocketOptions,
+    ) -> Vec<BindError> {
         let mut errors = Vec::new();
         let mut in_use = Vec::new();
         for addr in wanted {
             if self.running.contains_key(addr) {
                 continue;
             }
-            match self.start(*addr, on_accept.clone()) {
+            match self.start(*addr, acceptors, options) {
                 Ok(()) => {}
                 Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse => in_use.push(e),
                 Err(e) => errors.push(e),
@@ -144,7 +215,7 @@ impl Listeners {
         }
         for e in in_use {
             if blocking.iter().any(|b| b.port() == e.addr.port()) {
-                if let Err(e) = self.start(e.addr, on_accept.clone()) {
+                if let Err(e) = self.start(e.addr, acceptors, options) {
                     errors.push(e);
                 }
             } else {
@@ -160,24 +231,48 @@ impl Listeners {
         errors
     }
 
-    fn start<F>(&mut self, addr: SocketAddr, on_accept: F) -> Result<(), BindError>
-    where
-        F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
-    {
-        let (listener, local) = bind(addr)?;
+    fn start(
+        &mut self,
+        addr: SocketAddr,
+        acceptors: &[Acceptor],
+        options: &SocketOptions,
+    ) -> Result<(), BindError> {
+        let sockets = bind(addr, acceptors.len(), options)?;
+        let local = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(addr);
+        let known_local =
+            (!local.ip().is_unspecified()).then(|| gatehouse_model::conn::canonical(local));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, stop_rx, on_accept));
-        tracing::info!(address = %local, "listening");
-        self.running.insert(addr, Running { stop, local, task });
+        let tasks = sockets
+            .into_iter()
+            .zip(acceptors)
+            .map(|(socket, a)| {
+                let stop = stop_rx.clone();
+                let on_accept = a.on_accept.clone();
+                a.runtime.spawn(async move {
+                    // Registered with the reactor of the thread that accepts on it.
+                    match TcpListener::from_std(socket) {
+                        Ok(l) => accept_loop(l, stop, known_local, on_accept).await,
+                        Err(e) => tracing::error!(address = %local, "cannot accept: {e}"),
+                    }
+                })
+            })
+            .collect();
+        tracing::info!(address = %local, sockets = acceptors.len(), "listening");
+        self.running.insert(addr, Running { stop, local, tasks });
         Ok(())
     }
 
-    /// Stops accepting on `addr` and waits until its socket is closed; the connections it
-    /// accepted carry on.
+    /// Stops accepting on `addr` and waits until its sockets are closed; the connections
+    /// they accepted carry on.
     async fn stop(&mut self, addr: SocketAddr) {
         if let Some(r) = self.running.remove(&addr) {
             let _ = r.stop.send(true);
-            let _ = r.task.await;
+            for t in r.tasks {
+                let _ = t.await;
+            }
             tracing::info!(address = %r.local, "stopped listening");
         }
     }
@@ -196,23 +291,74 @@ impl Listeners {
     }
 }
 
-async fn accept_loop<F>(listener: TcpListener, mut stop: watch::Receiver<bool>, on_accept: F)
-where
-    F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
-{
+async fn accept_loop(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    local: Option<SocketAddr>,
+    on_accept: OnAccept,
+) {
+    let mut backoff = Duration::from_millis(5);
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => on_accept(stream, peer),
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    on_accept(stream, peer, local);
+                }
                 Err(e) => {
                     // Out of file descriptors or a similar transient condition: back off
-                    // briefly rather than spinning.
+                    // (up to a second) rather than spinning.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> SocketOptions {
+        SocketOptions {
+            keepalive: Some(Duration::from_secs(45)),
+        }
+    }
+
+    #[test]
+    fn every_socket_of_an_address_shares_one_port() {
+        let set = bind("127.0.0.1:0".parse().unwrap(), 3, &opts()).unwrap();
+        let ports: BTreeSet<u16> = set.iter().map(|s| s.local_addr().unwrap().port()).collect();
+        assert_eq!(set.len(), 3);
+        assert_eq!(ports.len(), 1);
+    }
+
+    #[test]
+    fn a_port_held_by_another_socket_is_reported_in_use_not_shared() {
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = other.local_addr().unwrap();
+        let err = bind(addr, 2, &opts()).unwrap_err();
+        assert_eq!(err.source.kind(), std::io::ErrorKind::AddrInUse);
+        // Even another gatehouse's SO_REUSEPORT sockets are not joined.
+        let first = bind("127.0.0.1:0".parse().unwrap(), 1, &opts()).unwrap();
+        let addr = first[0].local_addr().unwrap();
+        assert!(bind(addr, 1, &opts()).is_err());
+    }
+
+    #[test]
+    fn accepted_connections_inherit_nodelay_and_keepalive() {
+        let set = bind("127.0.0.1:0".parse().unwrap(), 1, &opts()).unwrap();
+        let addr = set[0].local_addr().unwrap();
+        set[0].set_nonblocking(false).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = set[0].accept().unwrap();
+        let s = socket2::SockRef::from(&accepted);
+        assert!(s.tcp_nodelay().unwrap());
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(45));
     }
 }

@@ -5,12 +5,23 @@
 //! backend, Secret) or small fixed sets (method, code, protocol, result); never from request
 //! data. After a reload, series of routes, backends and listeners that no longer exist are
 //! removed ([`Metrics::retain`]).
+//!
+//! On the request path, series are looked up once per serving thread and generation and then
+//! kept in a thread-local cache keyed by ids (listener index, rule, backendRef index, method,
+//! status): a request increments atomics and formats no label string.
 
+use gatehouse_model::http::HttpRule;
+use gatehouse_model::listener::Listener;
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// OpenTelemetry's advised HTTP duration buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
@@ -23,11 +34,18 @@ const METHODS: [&str; 9] = [
 
 /// A method label: the method if it is a standard one, else `_OTHER`.
 pub fn method_label(method: &str) -> &str {
-    if METHODS.contains(&method) {
-        method
-    } else {
-        "_OTHER"
-    }
+    METHODS
+        .get(method_index(method))
+        .copied()
+        .unwrap_or("_OTHER")
+}
+
+/// The position of a standard method in [`METHODS`], else `METHODS.len()`.
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len())
 }
 
 /// `2xx`, `4xx`, ...
@@ -58,6 +76,151 @@ pub struct Metrics {
     pub passthrough_connections: IntCounterVec,
     pub passthrough_bytes: IntCounterVec,
     pub sni_unmatched: IntCounterVec,
+    pub rejected_requests: IntCounterVec,
+    pub rejected_connections: IntCounterVec,
+    pub mirrors_dropped: IntCounter,
+    accepted: [IntCounter; 2],
+    active: [IntGauge; 5],
+    rejected: [IntCounter; 11],
+    max_connections_reached: IntCounter,
+}
+
+/// The kinds of client connection counted as active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    H2c,
+    HttpsHttp1,
+    HttpsH2,
+    TlsPassthrough,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 5] = [
+        Protocol::Http1,
+        Protocol::H2c,
+        Protocol::HttpsHttp1,
+        Protocol::HttpsH2,
+        Protocol::TlsPassthrough,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::H2c => "h2c",
+            Protocol::HttpsHttp1 => "https_http1",
+            Protocol::HttpsH2 => "https_h2",
+            Protocol::TlsPassthrough => "tls_passthrough",
+        }
+    }
+}
+
+/// Why a request was refused before routing: the `reason` label of
+/// `gatehouse_http_rejected_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    PathNotOriginForm,
+    PathAboveRoot,
+    PathBadEscape,
+    PathEscapedSlash,
+    HeaderTooLarge,
+    TooManyHeaders,
+    HeaderTimeout,
+    ClosedMidHeader,
+    BodyTooLarge,
+    H2MalformedStream,
+    Malformed,
+}
+
+impl Reject {
+    const ALL: [Reject; 11] = [
+        Reject::PathNotOriginForm,
+        Reject::PathAboveRoot,
+        Reject::PathBadEscape,
+        Reject::PathEscapedSlash,
+        Reject::HeaderTooLarge,
+        Reject::TooManyHeaders,
+        Reject::HeaderTimeout,
+        Reject::ClosedMidHeader,
+        Reject::BodyTooLarge,
+        Reject::H2MalformedStream,
+        Reject::Malformed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::PathNotOriginForm => "path_not_origin_form",
+            Reject::PathAboveRoot => "path_above_root",
+            Reject::PathBadEscape => "path_bad_escape",
+            Reject::PathEscapedSlash => "path_escaped_slash",
+            Reject::HeaderTooLarge => "header_too_large",
+            Reject::TooManyHeaders => "too_many_headers",
+            Reject::HeaderTimeout => "header_timeout",
+            Reject::ClosedMidHeader => "closed_mid_header",
+            Reject::BodyTooLarge => "body_too_large",
+            Reject::H2MalformedStream => "h2_malformed_stream",
+            Reject::Malformed => "malformed",
+        }
+    }
+
+    /// The reason a path normalization error stands for.
+    pub fn of_path(e: gatehouse_model::path::PathError) -> Reject {
+        use gatehouse_model::path::PathError;
+        match e {
+            PathError::NotOriginForm => Reject::PathNotOriginForm,
+            PathError::AboveRoot => Reject::PathAboveRoot,
+            PathError::BadEscape => Reject::PathBadEscape,
+            PathError::EscapedSlash => Reject::PathEscapedSlash,
+        }
+    }
+}
+
+/// Keeps an active-connections gauge raised while it lives.
+#[derive(Debug)]
+pub struct Active(IntGauge);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The gateway and listener labels of a listener.
+#[derive(Clone, Debug)]
+pub struct ListenerLabels {
+    pub gateway: String,
+    pub listener: String,
+}
+
+impl ListenerLabels {
+    pub fn of(l: &Listener) -> ListenerLabels {
+        ListenerLabels {
+            gateway: l.gateway.namespaced_name(),
+            listener: l.name.clone(),
+        }
+    }
+}
+
+/// Lets a warning through at most once per interval.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last: AtomicU64,
+}
+
+impl LogLimiter {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    /// Whether to log now.
+    pub fn allow(&self) -> bool {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let now = START.get_or_init(Instant::now).elapsed().as_secs() + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        (last == 0 || now >= last + Self::INTERVAL.as_secs())
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
@@ -92,7 +255,42 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
 
 impl Metrics {
     pub fn new(registry: &Registry) -> Metrics {
+        let downstream_connections = counter(
+            registry,
+            "gatehouse_downstream_connections_total",
+            "Client connections accepted, by protocol.",
+            &["protocol"],
+        );
+        let downstream_connections_active = gauge(
+            registry,
+            "gatehouse_downstream_connections_active",
+            "Client connections open, by protocol.",
+            &["protocol"],
+        );
+        let rejected_requests = counter(
+            registry,
+            "gatehouse_http_rejected_requests_total",
+            "Requests refused before routing (a limit or path normalization), by reason.",
+            &["reason"],
+        );
+        let rejected_connections = counter(
+            registry,
+            "gatehouse_downstream_connections_rejected_total",
+            "Client connections closed at accept, by reason.",
+            &["reason"],
+        );
         Metrics {
+            // Series of fixed label sets exist from the start, at 0, so alerts need no
+            // absent() guard.
+            rejected: Reject::ALL.map(|r| rejected_requests.with_label_values(&[r.label()])),
+            max_connections_reached: rejected_connections.with_label_values(&["max_connections"]),
+            rejected_requests,
+            rejected_connections,
+            accepted: ["tcp", "tls"].map(|k| downstream_connections.with_label_values(&[k])),
+            active: Protocol::ALL
+                .map(|p| downstream_connections_active.with_label_values(&[p.label()])),
+            downstream_connections,
+            downstream_connections_active,
             http_requests: counter(
                 registry,
                 "gatehouse_http_requests_total",
@@ -129,18 +327,6 @@ impl Metrics {
                 "Failed connection attempts to backend endpoints.",
                 &["backend"],
             ),
-            downstream_connections: counter(
-                registry,
-                "gatehouse_downstream_connections_total",
-                "Client connections accepted, by protocol.",
-                &["protocol"],
-            ),
-            downstream_connections_active: gauge(
-                registry,
-                "gatehouse_downstream_connections_active",
-                "Client connections open, by protocol.",
-                &["protocol"],
-            ),
             tls_handshakes: counter(
                 registry,
                 "gatehouse_tls_handshakes_total",
@@ -176,6 +362,65 @@ impl Metrics {
                 "TLS connections closed because no listener, route or backend took their SNI.",
                 &["port", "reason"],
             ),
+            mirrors_dropped: register(
+                registry,
+                IntCounter::new(
+                    "gatehouse_http_mirrors_dropped_total",
+                    "RequestMirror copies not sent because maxMirrorsInFlight were in flight.",
+                )
+                .expect("valid metric definition"),
+            ),
+        }
+    }
+
+    /// A client connection was accepted.
+    pub fn accepted(&self, tls: bool) {
+        self.accepted[usize::from(tls)].inc();
+    }
+
+    /// Counts an open connection of `p` until the returned guard is dropped.
+    pub fn active(&self, p: Protocol) -> Active {
+        let g = self.active[p as usize].clone();
+        g.inc();
+        Active(g)
+    }
+
+    /// A connection was closed at accept: `maxConnections` were open.
+    pub fn connection_rejected(&self, limiter: &LogLimiter) {
+        self.max_connections_reached.inc();
+        if limiter.allow() {
+            tracing::warn!("[limits] maxConnections reached: new connections are closed at once");
+        }
+    }
+
+    /// A request was refused before routing.
+    pub fn rejected(&self, reason: Reject) {
+        self.rejected[reason as usize].inc();
+    }
+
+    pub fn sni_unmatched(&self, port: u16, reason: &str) {
+        self.sni_unmatched
+            .with_label_values(&[&port.to_string(), reason])
+            .inc();
+    }
+
+    pub fn tls_handshake(&self, l: &ListenerLabels, result: &str, version: &str) {
+        self.tls_handshakes
+            .with_label_values(&[&l.gateway, &l.listener, result, version])
+            .inc();
+    }
+
+    /// A passthrough connection finished.
+    pub fn passthrough_done(&self, l: &Listener, done: &crate::tls::passthrough::Spliced) {
+        let gw = l.gateway.namespaced_name();
+        let labels = [gw.as_str(), l.name.as_str(), done.route.as_str()];
+        self.passthrough_connections
+            .with_label_values(&labels)
+            .inc();
+        for (dir, n) in [("in", done.bytes_in), ("out", done.bytes_out)] {
+            self.passthrough_bytes
+                .with_label_values(&[labels[0], labels[1], labels[2], dir])
+                .inc_by(n);
         }
     }
 
@@ -218,6 +463,182 @@ impl Metrics {
             self.passthrough_connections,
             self.passthrough_bytes
         );
+    }
+}
+
+/// What a request matched, as the ids its series are cached under.
+#[derive(Clone, Copy, Debug)]
+pub struct Matched<'a> {
+    /// The generation the ids belong to.
+    pub generation: u64,
+    pub listener: Option<(usize, &'a Listener)>,
+    pub rule: Option<&'a Arc<HttpRule>>,
+    /// The index of the backendRef in the rule.
+    pub backend: Option<usize>,
+}
+
+impl Matched<'_> {
+    fn ids(&self) -> (usize, usize, usize) {
+        (
+            self.listener.map_or(usize::MAX, |(i, _)| i),
+            // A rule is shared by every listener and hostname it serves; its address is a
+            // stable identity within the generation that holds it.
+            self.rule.map_or(0, |r| Arc::as_ptr(r) as usize),
+            self.backend.unwrap_or(usize::MAX),
+        )
+    }
+
+    fn gateway(&self) -> String {
+        self.listener
+            .map(|(_, l)| l.gateway.namespaced_name())
+            .unwrap_or_default()
+    }
+
+    fn listener_name(&self) -> &str {
+        self.listener.map_or("", |(_, l)| l.name.as_str())
+    }
+
+    fn route(&self) -> String {
+        self.rule
+            .map(|r| r.rule.route.namespaced_name())
+            .unwrap_or_default()
+    }
+
+    fn backend_name(&self) -> &str {
+        match (self.rule, self.backend) {
+            (Some(r), Some(b)) => r.backends.entries().get(b).map_or("", |b| b.name.as_str()),
+            _ => "",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    InFlight(usize),
+    Requests(usize, usize, usize, usize, u16),
+    Duration(usize, usize, u8),
+    UpstreamConnections(usize, usize, bool),
+    ConnectErrors(usize, usize),
+    UpstreamDuration(usize, usize),
+}
+
+#[derive(Clone, Debug)]
+enum Series {
+    Counter(IntCounter),
+    Gauge(IntGauge),
+    Histogram(Histogram),
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    series: HashMap<Key, Series, rustc_hash::FxBuildHasher>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// The series under `key` for `generation`, made by `make` the first time on this thread.
+fn series(generation: u64, key: Key, make: impl FnOnce() -> Series) -> Series {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if generation > c.generation {
+            c.generation = generation;
+            c.series.clear();
+        } else if generation < c.generation {
+            // A request of a generation already replaced: not worth caching.
+            return make();
+        }
+        c.series.entry(key).or_insert_with(make).clone()
+    })
+}
+
+impl Metrics {
+    /// Raises the in-flight gauge of a request's listener; lower it with `dec`.
+    pub fn in_flight(&self, m: &Matched<'_>) -> IntGauge {
+        let (l, _, _) = m.ids();
+        match series(m.generation, Key::InFlight(l), || {
+            Series::Gauge(
+                self.http_requests_in_flight
+                    .with_label_values(&[&m.gateway(), m.listener_name()]),
+            )
+        }) {
+            Series::Gauge(g) => g,
+            _ => unreachable!("in-flight keys hold gauges"),
+        }
+    }
+
+    /// Counts a finished request and its duration.
+    pub fn request_done(&self, m: &Matched<'_>, method: &str, status: u16, took: Duration) {
+        let (l, r, b) = m.ids();
+        let mi = method_index(method);
+        if let Series::Counter(c) = series(m.generation, Key::Requests(l, r, b, mi, status), || {
+            Series::Counter(self.http_requests.with_label_values(&[
+                &m.gateway(),
+                m.listener_name(),
+                &m.route(),
+                m.backend_name(),
+                method_label(method),
+                &status.to_string(),
+            ]))
+        }) {
+            c.inc();
+        }
+        let class = (status / 100).min(6) as u8;
+        if let Series::Histogram(h) = series(m.generation, Key::Duration(l, r, class), || {
+            Series::Histogram(self.http_request_duration.with_label_values(&[
+                &m.gateway(),
+                m.listener_name(),
+                &m.route(),
+                code_class(status),
+            ]))
+        }) {
+            h.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Counts a backend connection used for a request.
+    pub fn upstream_connection(&self, m: &Matched<'_>, reused: bool) {
+        let (_, r, b) = m.ids();
+        if let Series::Counter(c) =
+            series(m.generation, Key::UpstreamConnections(r, b, reused), || {
+                Series::Counter(
+                    self.upstream_connections.with_label_values(&[
+                        m.backend_name(),
+                        if reused { "true" } else { "false" },
+                    ]),
+                )
+            })
+        {
+            c.inc();
+        }
+    }
+
+    /// Counts a failed connection attempt to a backend endpoint.
+    pub fn connect_error(&self, m: &Matched<'_>) {
+        let (_, r, b) = m.ids();
+        if let Series::Counter(c) = series(m.generation, Key::ConnectErrors(r, b), || {
+            Series::Counter(
+                self.upstream_connect_errors
+                    .with_label_values(&[m.backend_name()]),
+            )
+        }) {
+            c.inc();
+        }
+    }
+
+    /// Records the time from choosing an endpoint to its response head.
+    pub fn upstream_duration(&self, m: &Matched<'_>, took: Duration) {
+        let (_, r, b) = m.ids();
+        if let Series::Histogram(h) = series(m.generation, Key::UpstreamDuration(r, b), || {
+            Series::Histogram(
+                self.upstream_request_duration
+                    .with_label_values(&[&m.route(), m.backend_name()]),
+            )
+        }) {
+            h.observe(took.as_secs_f64());
+        }
     }
 }
 

@@ -19,7 +19,15 @@ use gatehouse_model::Kind;
 use gatehouse_model::resource::DEFAULT_NAMESPACE;
 use std::collections::BTreeMap;
 
-const SETTINGS_TABLES: [&str; 4] = ["admin", "log", "runtime", "announce"];
+const SETTINGS_TABLES: [&str; 7] = [
+    "admin",
+    "log",
+    "runtime",
+    "announce",
+    "http",
+    "limits",
+    "forwarded",
+];
 
 /// Decodes one file into `doc`. `is_main` marks `gatehouse.toml`, the only file that may hold
 /// daemon settings. `order` counts resources across files (declaration order).

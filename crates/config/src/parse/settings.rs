@@ -1,8 +1,11 @@
-//! The daemon tables of `gatehouse.toml`: `[admin]`, `[log]`, `[runtime]`, `[announce]`.
+//! The daemon tables of `gatehouse.toml`: `[admin]`, `[log]`, `[runtime]`, `[announce]`,
+//! `[http]`, `[limits]`, `[forwarded]`.
 
 use super::{duration, one_of};
-use crate::decode::{Cx, Value};
-use gatehouse_model::settings::{LogFormat, Settings};
+use crate::decode::{Cx, Table, Value};
+use gatehouse_model::path::EscapedSlashes;
+use gatehouse_model::settings::{Limits, LogFormat, Settings};
+use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -79,7 +82,96 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
                 s.announce.refresh_interval = d;
             }
         }
+        "http" => {
+            if let Some(b) = t.opt_bool(cx, "mergeSlashes") {
+                s.http.path.merge_slashes = b;
+            }
+            if let Some(v) = t.get("escapedSlashes")
+                && let Some(e) = one_of(cx, &v, &["keep", "reject"])
+            {
+                s.http.path.escaped_slashes = if e == "reject" {
+                    EscapedSlashes::Reject
+                } else {
+                    EscapedSlashes::Keep
+                };
+            }
+            if let Some(b) = t.opt_bool(cx, "h2c") {
+                s.http.h2c = b;
+            }
+        }
+        "limits" => limits(cx, &mut t, &mut s.limits),
+        "forwarded" => {
+            if let Some(v) = t.get("trustedProxies")
+                && let Some(items) = v.array(cx)
+            {
+                for item in items {
+                    let Some(text) = item.str(cx) else { continue };
+                    let net = text
+                        .parse::<IpNet>()
+                        .ok()
+                        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from));
+                    match net {
+                        Some(n) => s.forwarded.trusted_proxies.push(n.trunc()),
+                        None => item.error(
+                            cx,
+                            format!("\"{text}\" is not an address or CIDR block, e.g. \"10.0.0.0/8\" or \"192.0.2.7\""),
+                        ),
+                    }
+                }
+            }
+        }
         _ => {}
     }
     t.finish(cx);
+}
+
+fn limits(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, l: &mut Limits) {
+    let mut int = |cx: &mut Cx<'_>, key: &'static str, min: i64, max: i64| {
+        t.get(key).and_then(|v| v.int_in(cx, min, max))
+    };
+    if let Some(n) = int(cx, "maxConnections", 1, 10_000_000) {
+        l.max_connections = n as usize;
+    }
+    if let Some(n) = int(cx, "maxRequestHeaderBytes", 1024, 1 << 20) {
+        l.max_request_header_bytes = n as usize;
+    }
+    if let Some(n) = int(cx, "maxRequestHeaders", 1, 1000) {
+        l.max_request_headers = n as usize;
+    }
+    if let Some(n) = int(cx, "maxRequestBodyBytes", 0, i64::MAX) {
+        l.max_request_body_bytes = n as u64;
+    }
+    if let Some(n) = int(cx, "h2MaxConcurrentStreams", 1, 10_000) {
+        l.h2_max_concurrent_streams = n as u32;
+    }
+    if let Some(n) = int(cx, "maxMirrorsInFlight", 0, 1_000_000) {
+        l.max_mirrors_in_flight = n as usize;
+    }
+    let mut positive = |cx: &mut Cx<'_>, key: &'static str| {
+        let v = t.get(key)?;
+        let d = duration(cx, &v)?;
+        if d.is_zero() {
+            v.error(cx, "must be greater than 0s");
+            return None;
+        }
+        Some(d)
+    };
+    if let Some(d) = positive(cx, "requestHeaderTimeout") {
+        l.request_header_timeout = d;
+    }
+    if let Some(d) = positive(cx, "idleTimeout") {
+        l.idle_timeout = d;
+    }
+    if let Some(d) = positive(cx, "passthroughIdleTimeout") {
+        l.passthrough_idle_timeout = d;
+    }
+    if let Some(d) = t
+        .get("backendResponseTimeout")
+        .and_then(|v| duration(cx, &v))
+    {
+        l.backend_response_timeout = d;
+    }
+    if let Some(d) = t.get("tcpKeepalive").and_then(|v| duration(cx, &v)) {
+        l.tcp_keepalive = d;
+    }
 }

@@ -1,15 +1,17 @@
 //! Whole-pipeline tests: TOML in, status and routing out. Each test is named for the Gateway
 //! API rule or conformance case it checks.
 
+mod decide;
 mod gateways;
 mod http_references;
 mod http_routes;
 mod tls_routes;
 
 use crate::{Loaded, SourceFile, load};
-use gatehouse_model::backend::{BackendTarget, Pick};
+use gatehouse_model::conn::ConnInfo;
+use gatehouse_model::decide::{Action, decide};
 use gatehouse_model::http::RequestView;
-use gatehouse_model::listener::Listener;
+use gatehouse_model::respond::Synthetic;
 use gatehouse_model::status::{Condition, ConditionStatus, GatewayStatus, ListenerStatus, find};
 use gatehouse_model::{Kind, ResourceKey};
 use std::borrow::Cow;
@@ -188,8 +190,55 @@ impl RequestView for Req {
     }
 }
 
-/// Where a request to `local` with Host `host` goes: the name of the Service (or the reason
-/// it cannot) of the backend chosen with `random`, or `None` for 404.
+/// A request seen with a Host header (as the data plane sees every request).
+pub struct WithHost<'a> {
+    pub req: &'a Req,
+    pub host: &'a str,
+}
+
+impl RequestView for WithHost<'_> {
+    fn method(&self) -> &str {
+        self.req.method()
+    }
+    fn path(&self) -> &str {
+        self.req.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.req.query()
+    }
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        if name == "host" {
+            return (!self.host.is_empty()).then_some(Cow::Borrowed(self.host));
+        }
+        self.req.header(name)
+    }
+}
+
+/// A plaintext connection from 192.0.2.99 to `local`.
+pub fn plaintext(local: SocketAddr) -> ConnInfo {
+    ConnInfo::new(local, SocketAddr::from(([192, 0, 2, 99], 40000)))
+}
+
+/// How a routing test reads a gateway answer: `None` for 404, else the status and, for
+/// 500, why.
+pub fn describe(s: &Synthetic) -> Option<String> {
+    use gatehouse_model::backend::Unresolved::*;
+    if s.status == 404 {
+        return None;
+    }
+    for u in [NotFound, InvalidKind, NotPermitted, UnsupportedProtocol] {
+        if *s == Synthetic::unresolved(&u) {
+            return Some(format!("500 ({u:?})"));
+        }
+    }
+    if *s == Synthetic::no_backends() {
+        return Some("500 (no backends)".into());
+    }
+    Some(s.status.to_string())
+}
+
+/// Where a request to `local` with Host `host` goes, as [`decide`] says: the name of the
+/// Service chosen with `random`, `None` for 404, else the gateway's own answer.
 pub fn route_at(
     l: &Loaded,
     local: SocketAddr,
@@ -197,19 +246,12 @@ pub fn route_at(
     req: &Req,
     random: u64,
 ) -> Option<String> {
-    let host = gatehouse_model::hostname::normalize_request_host(host);
-    let listener: &Listener = l.snapshot.select_listener(local, host.as_deref())?;
-    let routed = listener.http_routes()?.route(host.as_deref(), req)?;
-    Some(match routed.rule.backends.pick(random) {
-        Pick::Backend(b) => match &b.target {
-            BackendTarget::Service { service, .. } => {
-                l.snapshot.services[*service].key.name.clone()
-            }
-            BackendTarget::Unresolved(u) => format!("500 ({u:?})"),
-        },
-        Pick::AllWeightsZero => "503".into(),
-        Pick::NoBackends => "500 (no backends)".into(),
-    })
+    let view = WithHost { req, host };
+    let d = decide(&l.snapshot, &plaintext(local), &view, &mut || random);
+    match d.action {
+        Action::Forward(f) => Some(l.snapshot.services[f.service].key.name.clone()),
+        Action::Respond(s) => describe(&s),
+    }
 }
 
 /// [`route_at`] on 127.0.0.1:`port`.

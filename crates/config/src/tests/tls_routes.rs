@@ -2,6 +2,7 @@
 //! Terminate and Passthrough listeners sharing a port (TLSRouteModeMixed).
 
 use super::*;
+use gatehouse_model::backend::{BackendTarget, Pick};
 use gatehouse_model::listener::ListenerKind;
 use gatehouse_model::status::{condition as c, reason as r};
 
@@ -65,7 +66,7 @@ fn sni(l: &Loaded, port: u16, sni: &str) -> Option<String> {
     };
     let rule = routes.lookup(sni)?;
     match rule.backends.pick(0) {
-        Pick::Backend(b) => match &b.target {
+        Pick::Backend(_, b) => match &b.target {
             BackendTarget::Service { service, .. } => {
                 Some(l.snapshot.services[*service].key.name.clone())
             }

@@ -1,15 +1,19 @@
 //! RequestMirror: a copy of the request sent to another backend after the client's request
-//! is done. The mirror's response is read and dropped; failures are logged and counted
-//! nowhere else. Only one endpoint of the mirror Service receives each copy.
+//! is done. The mirror's response is read and dropped; failures are logged at debug. Only one
+//! endpoint of the mirror Service receives each copy. At most `[limits] maxMirrorsInFlight`
+//! copies are in flight at once; the ones over it are dropped and counted
+//! (`gatehouse_http_mirrors_dropped_total`).
 
 use crate::backends::Pool;
 use crate::{Generation, Shared};
 use bytes::Bytes;
 use gatehouse_model::backend::{AppProtocol, BackendTarget};
 use gatehouse_model::filter::Mirror;
+use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long one mirrored request may take.
@@ -50,17 +54,31 @@ impl Job {
         self.request = Some(req);
     }
 
-    /// Sends the copy in the background.
-    pub fn send(self, downstream: &RequestHeader, body: Bytes, shared: &Arc<Shared>) {
+    /// Sends the copy in the background, unless `max` copies are in flight already.
+    pub fn send(
+        self,
+        downstream: &RequestHeader,
+        body: Bytes,
+        shared: &Arc<Shared>,
+        connector: &Arc<Connector>,
+        max: usize,
+    ) {
+        if shared.mirrors_in_flight.fetch_add(1, Ordering::SeqCst) >= max {
+            shared.mirrors_in_flight.fetch_sub(1, Ordering::SeqCst);
+            shared.metrics.mirrors_dropped.inc();
+            return;
+        }
         let req = self.request.clone().unwrap_or_else(|| downstream.clone());
         let shared = shared.clone();
+        let connector = connector.clone();
         tokio::spawn(async move {
             let name = self.name.clone();
-            match tokio::time::timeout(MIRROR_TIMEOUT, self.run(req, body, &shared)).await {
+            match tokio::time::timeout(MIRROR_TIMEOUT, self.run(req, body, &connector)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(mirror = %name, "mirror request failed: {e}"),
                 Err(_) => tracing::debug!(mirror = %name, "mirror request timed out"),
             }
+            shared.mirrors_in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -68,7 +86,7 @@ impl Job {
         self,
         req: RequestHeader,
         body: Bytes,
-        shared: &Shared,
+        connector: &Connector,
     ) -> pingora_error::Result<()> {
         let (_, addr) = self.pool.pick(self.target_port, &[]).map_err(|_| {
             pingora_error::Error::explain(
@@ -80,7 +98,6 @@ impl Job {
         if self.protocol == AppProtocol::H2c {
             peer.options.set_http_version(2, 2);
         }
-        let connector = &shared.mirror_connector;
         let (mut session, _reused) = connector.get_http_session(&peer).await?;
         let mut req = req;
         if body.is_empty() {

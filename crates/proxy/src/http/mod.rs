@@ -1,61 +1,83 @@
-//! The HTTP request path: pingora's `ProxyHttp` implemented with Gateway API semantics.
+//! The HTTP request path: Pingora's `ProxyHttp` carrying out [`decide`]'s decision.
 //!
-//! Per request, in pingora's phases:
-//! 1. `request_filter`: load the current generation once; pick the listener by the local
-//!    address and Host, then the rule by Gateway API precedence (404 when none); answer CORS
-//!    preflights and redirects; draw a backendRef by weight (500 unresolved or no backends,
-//!    503 all weights zero); note mirrors and deadlines.
+//! Per request, in Pingora's phases:
+//! 1. `request_filter`: load the current generation once; refuse what the limits or path
+//!    normalization refuse (400/413/431, counted by reason); normalize the path (the backend
+//!    gets the normalized one); [`decide`]: listener, rule, CORS, redirects, backendRef,
+//!    mirrors — a gateway answer is written here.
 //! 2. `upstream_peer`: pick an endpoint of the chosen Service (round robin, skipping
 //!    unhealthy ones and those this request already failed to reach; 503 when none).
-//! 3. `upstream_request_filter`: header modifiers, URL rewrite, X-Forwarded-For/-Proto.
+//! 3. `upstream_request_filter`: forwarding headers, then header modifiers and URL rewrite.
 //! 4. `response_filter`: response header modifiers, CORS headers.
 //! 5. `fail_to_proxy`: 504 on timeouts, 503 when no endpoint could be reached, 502 for other
 //!    backend failures.
-//! 6. `logging`: the access log line, then mirrors are sent (the client never waits).
+//! 6. `logging`: metrics, the access log line, then mirrors are sent (the client never waits).
+//!
+//! Pingora's own error log lines are suppressed: they carry the request's query string, and a
+//! client going away is not the gateway's error. The access log records every request;
+//! backend failures are also logged as warnings, at most a few per minute.
 
 mod filters;
+mod forwarded;
 mod mirror;
 
 use crate::backends::{NoEndpoint, Pool, Target};
+use crate::metrics::{Matched, Reject};
+use crate::serve::Connection;
 use crate::{Generation, Shared};
 use async_trait::async_trait;
 use bytes::Bytes;
-use filters::{CorsRequest, HeaderMut, modify_headers};
-use gatehouse_model::backend::{AppProtocol, BackendTarget, Pick, Unresolved};
-use gatehouse_model::filter::{Filters, RedirectRequest, Scheme};
-use gatehouse_model::hostname::normalize_request_host;
+use filters::modify_headers;
+use gatehouse_model::backend::AppProtocol;
+use gatehouse_model::cors;
+use gatehouse_model::decide::{Action, decide};
+use gatehouse_model::filter::{Filters, Scheme};
 use gatehouse_model::http::{HttpRule, RequestView};
-use gatehouse_model::listener::Protocol;
+use gatehouse_model::path;
+use gatehouse_model::respond::Synthetic;
+use pingora_core::protocols::TcpKeepalive;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long connecting to one endpoint may take when no route timeout is shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle pooled backend connection is kept.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 /// Largest request body copied to mirrors; larger requests are not mirrored.
 const MIRROR_BODY_LIMIT: usize = 1 << 20;
 
-/// The `ProxyHttp` implementation; cheap to clone, shares the current generation.
-#[derive(Clone, Debug)]
+/// The `ProxyHttp` implementation of one serving thread.
+#[derive(Clone)]
 pub struct GatewayProxy {
     pub(crate) shared: Arc<Shared>,
+    /// This thread's connector for RequestMirror copies.
+    pub(crate) mirror_connector: Arc<pingora_core::connectors::http::Connector>,
 }
 
-/// The backend a request was sent to.
+impl std::fmt::Debug for GatewayProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayProxy").finish_non_exhaustive()
+    }
+}
+
+/// The backend a request is forwarded to.
 #[derive(Debug)]
 struct Chosen {
     /// Index of the backendRef in the rule.
     backend: usize,
-
     target_port: u16,
     protocol: AppProtocol,
+    scheme: Scheme,
     pool: Arc<Pool>,
-    /// Endpoints this request already failed to connect to.
+    /// The PathPrefix matched, kept only when a URLRewrite needs it.
+    matched_prefix: Option<Box<str>>,
+    cors_origin: Option<String>,
     /// Endpoints this request could not connect to: a retry picks another one. (A retry after
     /// a failure on a reused pooled connection may pick the same endpoint again.)
     failed: Vec<SocketAddr>,
@@ -66,18 +88,19 @@ struct Chosen {
 }
 
 /// Per-request state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestCtx {
-    started: Option<Instant>,
+    started: Instant,
+    conn: Option<Arc<Connection>>,
     generation: Option<Arc<Generation>>,
     listener: Option<usize>,
-    scheme: Option<Scheme>,
     rule: Option<Arc<HttpRule>>,
-    matched_prefix: Option<String>,
     chosen: Option<Chosen>,
     deadline: Option<Instant>,
     backend_timeout: Option<Duration>,
-    cors_origin: Option<String>,
+    /// The client as the access log records it (see [`forwarded::effective_client`]).
+    client: Option<IpAddr>,
+    body_bytes: u64,
     mirrors: Vec<mirror::Job>,
     mirror_body: Vec<u8>,
     /// The status the gateway answered itself (404, redirects, ...), for the access log.
@@ -88,7 +111,7 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
 }
 
-/// A pingora request seen through the model's [`RequestView`].
+/// A Pingora request seen through the model's [`RequestView`].
 struct View<'a>(&'a RequestHeader);
 
 impl RequestView for View<'_> {
@@ -117,136 +140,89 @@ impl RequestView for View<'_> {
             }
         }
     }
+    fn host(&self) -> Option<Cow<'_, str>> {
+        raw_host(self.0).map(Cow::Borrowed)
+    }
 }
 
-/// The Host a request names: the Host header, else the HTTP/2 authority.
-fn request_host(req: &RequestHeader) -> Option<String> {
-    let raw = req
-        .headers
+/// The Host header, else the HTTP/2 authority, as sent.
+fn raw_host(req: &RequestHeader) -> Option<&str> {
+    req.headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))?;
-    normalize_request_host(&raw)
-}
-
-fn local_addr(session: &Session) -> Option<SocketAddr> {
-    session.server_addr().and_then(|a| a.as_inet()).copied()
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
 /// Writes a response the gateway produces itself.
-async fn respond(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    status: u16,
-    headers: &[(&str, String)],
-    body: &str,
-) -> Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
-    for (n, v) in headers {
-        resp.insert_header(n.to_string(), v.as_str())?;
+async fn respond(session: &mut Session, ctx: &mut RequestCtx, s: &Synthetic) -> Result<bool> {
+    let mut resp = ResponseHeader::build(s.status, Some(s.headers.len() + 2))?;
+    for (n, v) in &s.headers {
+        resp.insert_header(*n, v.as_str())?;
     }
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    if !body.is_empty() {
+    resp.insert_header(http::header::CONTENT_LENGTH, s.body.len().to_string())?;
+    if !s.body.is_empty() {
         resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    }
+    if s.close {
+        session.set_keepalive(None);
     }
     let head = session.req_header().method == http::Method::HEAD;
     session
-        .write_response_header(Box::new(resp), body.is_empty() || head)
+        .write_response_header(Box::new(resp), s.body.is_empty() || head)
         .await?;
-    if !body.is_empty() && !head {
+    if !s.body.is_empty() && !head {
         session
-            .write_response_body(Some(Bytes::copy_from_slice(body.as_bytes())), true)
+            .write_response_body(Some(Bytes::from_static(s.body.as_bytes())), true)
             .await?;
     }
-    ctx.local_status = Some(status);
+    ctx.local_status = Some(s.status);
     Ok(true)
-}
-
-/// Answers with a RequestRedirect's status and Location (rule- or backend-level filter).
-async fn redirect_to(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    redirect: &gatehouse_model::filter::Redirect,
-    host: &str,
-    listener_port: u16,
-) -> Result<bool> {
-    let req = session.req_header();
-    let location = redirect.location(&RedirectRequest {
-        scheme: ctx.scheme.unwrap_or(Scheme::Http),
-        host,
-        listener_port,
-        path: req.uri.path(),
-        query: req.uri.query(),
-        matched_prefix: ctx.matched_prefix.as_deref(),
-    });
-    respond(
-        session,
-        ctx,
-        redirect.status_code,
-        &[("location", location)],
-        "",
-    )
-    .await
 }
 
 fn http_error(code: u16, why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(code), why)
 }
 
-/// The name of the backendRef a request was sent to (`namespace/name:port`).
-fn backend_name(ctx: &RequestCtx) -> Option<String> {
-    let (rule, chosen) = ctx.rule.as_ref().zip(ctx.chosen.as_ref())?;
-    rule.backends
-        .entries()
-        .get(chosen.backend)
-        .map(|b| b.name.clone())
+impl RequestCtx {
+    /// What the request matched, for its metric series.
+    fn matched(&self) -> Option<Matched<'_>> {
+        let g = self.generation.as_ref()?;
+        Some(Matched {
+            generation: g.snapshot.generation,
+            listener: self
+                .listener
+                .and_then(|i| g.snapshot.listeners.get(i).map(|l| (i, l))),
+            rule: self.rule.as_ref(),
+            backend: self.chosen.as_ref().map(|c| c.backend),
+        })
+    }
+
+    /// The filters of the chosen backendRef.
+    fn backend_filters(&self) -> Option<&Filters> {
+        let (rule, chosen) = self.rule.as_ref().zip(self.chosen.as_ref())?;
+        rule.backends
+            .entries()
+            .get(chosen.backend)
+            .map(|b| &b.filters)
+    }
 }
 
 impl GatewayProxy {
-    /// Counts a finished request in the metrics and lowers its in-flight gauge.
-    fn record(&self, session: &Session, status: u16, ctx: &mut RequestCtx) {
-        if let Some(g) = ctx.in_flight.take() {
-            g.dec();
-        }
-        let m = &self.shared.metrics;
-        let listener = ctx.listener.and_then(|i| {
-            ctx.generation
-                .as_ref()
-                .and_then(|g| g.snapshot.listeners.get(i))
-        });
-        let gateway = listener
-            .map(|l| l.gateway.namespaced_name())
-            .unwrap_or_default();
-        let listener = listener.map(|l| l.name.clone()).unwrap_or_default();
-        let route = ctx
-            .rule
-            .as_ref()
-            .map(|r| r.rule.route.namespaced_name())
-            .unwrap_or_default();
-        let backend = backend_name(ctx).unwrap_or_default();
-        let method = crate::metrics::method_label(session.req_header().method.as_str());
-        let code = status.to_string();
-        m.http_requests
-            .with_label_values(&[&gateway, &listener, &route, &backend, method, &code])
-            .inc();
-        if let Some(started) = ctx.started {
-            m.http_request_duration
-                .with_label_values(&[
-                    &gateway,
-                    &listener,
-                    &route,
-                    crate::metrics::code_class(status),
-                ])
-                .observe(started.elapsed().as_secs_f64());
-        }
-    }
-
-    /// The filters that apply to the chosen backend (rule filters come first).
-    fn backend_filters<'a>(rule: &'a HttpRule, chosen: Option<&Chosen>) -> Option<&'a Filters> {
-        chosen
-            .and_then(|c| rule.backends.entries().get(c.backend))
-            .map(|b| &b.filters)
+    /// Refuses a request before routing: counted by reason, answered, connection closed.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        reason: Reject,
+        answer: Synthetic,
+    ) -> Result<bool> {
+        self.shared.metrics.rejected(reason);
+        tracing::debug!(
+            client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+            reason = reason.label(),
+            "request refused"
+        );
+        respond(session, ctx, &answer).await
     }
 }
 
@@ -256,202 +232,168 @@ impl ProxyHttp for GatewayProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            started: Some(Instant::now()),
-            ..RequestCtx::default()
+            started: Instant::now(),
+            conn: None,
+            generation: None,
+            listener: None,
+            rule: None,
+            chosen: None,
+            deadline: None,
+            backend_timeout: None,
+            client: None,
+            body_bytes: 0,
+            mirrors: Vec::new(),
+            mirror_body: Vec::new(),
+            local_status: None,
+            in_flight: None,
+            upstream_started: None,
         }
+    }
+
+    /// HTTP/1: the connection facts come with every request on the connection.
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        prev: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        ctx.conn = crate::serve::connection_of(prev);
+    }
+
+    /// HTTP/2: the connection facts ride on the request.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.conn.is_none() {
+            ctx.conn = session
+                .req_header_mut()
+                .extensions_mut()
+                .remove::<Arc<Connection>>();
+        }
+        if let Some(c) = &ctx.conn {
+            c.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let generation = self.shared.current();
         ctx.generation = Some(generation.clone());
         let snapshot = &generation.snapshot;
-        let Some(local) = local_addr(session) else {
-            return respond(session, ctx, 500, &[], "no local address\n").await;
+        let settings = &snapshot.settings;
+        let Some(connection) = ctx.conn.clone() else {
+            return Err(http_error(500, "no connection facts for this request"));
         };
-        let host = request_host(session.req_header());
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
-        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
-        // Only TLS connections registered an SNI; plaintext ones skip the lookup.
-        let is_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let sni = client
-            .filter(|_| is_tls)
-            .and_then(|c| self.shared.tls_sni(c, local));
-        let listener = match sni {
-            // Plaintext: the Host chooses the listener.
-            None => snapshot.select_listener(local, host.as_deref()),
-            // TLS: the SNI chose the listener; a Host that another HTTPS listener on this
-            // port would take is a misdirected request (421), a Host no listener takes is 404.
-            Some(sni) => {
-                let by_sni = snapshot.select_listener_of(local, sni.as_deref(), Protocol::HTTPS);
-                let by_host = snapshot.select_listener_of(local, host.as_deref(), Protocol::HTTPS);
-                match (by_sni, by_host) {
-                    (Some(a), Some(b)) if std::ptr::eq(a, b) => Some(a),
-                    (_, Some(_)) => {
-                        return respond(session, ctx, 421, &[], "misdirected request: this connection's SNI belongs to another listener\n").await;
-                    }
-                    (_, None) => None,
-                }
-            }
-        };
-        let Some((li, listener)) = listener.and_then(|l| {
-            snapshot
-                .listeners
-                .iter()
-                .position(|x| std::ptr::eq(x, l))
-                .map(|i| (i, l))
-        }) else {
-            return respond(session, ctx, 404, &[], "no listener for this host\n").await;
-        };
-        ctx.listener = Some(li);
-        let gauge = self
-            .shared
-            .metrics
-            .http_requests_in_flight
-            .with_label_values(&[&listener.gateway.namespaced_name(), &listener.name]);
-        gauge.inc();
-        ctx.in_flight = Some(gauge);
-        ctx.scheme = Some(if listener.protocol == Protocol::HTTPS {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        });
-        let Some(routes) = listener.http_routes() else {
-            return respond(session, ctx, 404, &[], "no route\n").await;
-        };
-        let Some(routed) = routes.route(host.as_deref(), &View(session.req_header())) else {
-            return respond(session, ctx, 404, &[], "no route matches\n").await;
-        };
-        let rule = routed.rule.clone();
-        ctx.matched_prefix = routed.matcher.path.prefix_value().map(str::to_string);
-        ctx.rule = Some(rule.clone());
+        let conn = &connection.info;
+        ctx.client = Some(forwarded::effective_client(
+            session.req_header(),
+            conn.peer.ip(),
+            &settings.forwarded,
+        ));
 
-        // CORS: answer preflights, remember the origin for the response.
-        if let Some(cors) = &rule.filters.cors {
-            let req = session.req_header();
-            let origin = req
+        // Limits HTTP/1 heads were already held to before Pingora parsed them (serve.rs).
+        if session.is_http2()
+            && session.req_header().headers.len() > settings.limits.max_request_headers
+        {
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    Reject::TooManyHeaders,
+                    Synthetic::headers_too_large(),
+                )
+                .await;
+        }
+        let max_body = settings.limits.max_request_body_bytes;
+        if max_body > 0
+            && let Some(len) = session
+                .req_header()
                 .headers
-                .get("origin")
+                .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            if let Some(origin) = origin {
-                let method = req
-                    .headers
-                    .get("access-control-request-method")
-                    .and_then(|v| v.to_str().ok());
-                let allowed = cors.origin_allowed(&origin);
-                if req.method == http::Method::OPTIONS && method.is_some() {
-                    if !allowed {
-                        return respond(session, ctx, 403, &[], "CORS origin not allowed\n").await;
-                    }
-                    let cr = CorsRequest {
-                        origin: &origin,
-                        request_method: method,
-                        request_headers: req
-                            .headers
-                            .get("access-control-request-headers")
-                            .and_then(|v| v.to_str().ok()),
-                    };
-                    let headers = filters::preflight_headers(cors, &cr);
-                    return respond(session, ctx, 204, &headers, "").await;
-                }
-                if allowed {
-                    ctx.cors_origin = Some(origin);
-                }
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            && len > max_body
+        {
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    Reject::BodyTooLarge,
+                    Synthetic::payload_too_large(),
+                )
+                .await;
+        }
+
+        // The path is matched, and forwarded, normalized.
+        let normalized = match path::normalize(session.req_header().uri.path(), &settings.http.path)
+        {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(p)) => Some(p),
+            Err(e) => {
+                return self
+                    .refuse(session, ctx, Reject::of_path(e), Synthetic::bad_request())
+                    .await;
             }
+        };
+        if let Some(p) = normalized {
+            filters::set_path(session.req_header_mut(), &p);
         }
 
-        // Redirects answer without a backend.
-        let host_or_ip = host.clone().unwrap_or_else(|| local.ip().to_string());
-        if let Some(redirect) = &rule.filters.redirect {
-            return redirect_to(session, ctx, redirect, &host_or_ip, listener.port).await;
+        let decision = decide(snapshot, conn, &View(session.req_header()), &mut || {
+            fastrand::u64(..)
+        });
+        ctx.listener = decision.listener;
+        ctx.rule = decision.rule.cloned();
+        if let Some(m) = ctx.matched()
+            && m.listener.is_some()
+        {
+            let g = self.shared.metrics.in_flight(&m);
+            g.inc();
+            ctx.in_flight = Some(g);
         }
-
-        // Timeouts.
+        let forward = match decision.action {
+            Action::Respond(s) => return respond(session, ctx, &s).await,
+            Action::Forward(f) => f,
+        };
+        let Some(rule) = decision.rule else {
+            return Err(http_error(500, "forwarded without a rule"));
+        };
+        let Some(pool) = generation.pools.get(forward.service) else {
+            return respond(
+                session,
+                ctx,
+                &Synthetic::unresolved(&gatehouse_model::backend::Unresolved::NotFound),
+            )
+            .await;
+        };
+        let rewrites = rule.filters.rewrite.is_some()
+            || rule.backends.entries()[forward.backend]
+                .filters
+                .rewrite
+                .is_some();
         ctx.deadline = rule.timeouts.request.map(|d| Instant::now() + d);
         ctx.backend_timeout = rule.timeouts.backend_request;
-
-        // Mirrors of the rule.
-        let mut mirrors: Vec<&gatehouse_model::filter::Mirror> =
-            rule.filters.mirrors.iter().collect();
-
-        // The backend.
-        match rule.backends.pick(fastrand::u64(..)) {
-            Pick::NoBackends => {
-                return respond(
-                    session,
-                    ctx,
-                    500,
-                    &[],
-                    "the matching rule has no backends\n",
-                )
-                .await;
-            }
-            Pick::AllWeightsZero => {
-                return respond(
-                    session,
-                    ctx,
-                    503,
-                    &[],
-                    "every backend of the matching rule has weight 0\n",
-                )
-                .await;
-            }
-            Pick::Backend(b) => {
-                let backend = rule
-                    .backends
-                    .entries()
-                    .iter()
-                    .position(|x| std::ptr::eq(x, b))
-                    .unwrap_or(0);
-                match &b.target {
-                    BackendTarget::Unresolved(why) => {
-                        let msg = match why {
-                            Unresolved::NotFound => "backend not found\n",
-                            Unresolved::InvalidKind => "backend kind not supported\n",
-                            Unresolved::NotPermitted => "backend reference not permitted\n",
-                            Unresolved::UnsupportedProtocol => "backend protocol not supported\n",
-                        };
-                        return respond(session, ctx, 500, &[], msg).await;
-                    }
-                    BackendTarget::Service {
-                        service,
-                        target_port,
-                        protocol,
-                        ..
-                    } => {
-                        let Some(pool) = generation.pools.get(*service) else {
-                            return respond(session, ctx, 500, &[], "backend not found\n").await;
-                        };
-                        if let Some(redirect) = &b.filters.redirect {
-                            return redirect_to(session, ctx, redirect, &host_or_ip, listener.port)
-                                .await;
-                        }
-                        mirrors.extend(b.filters.mirrors.iter());
-                        ctx.chosen = Some(Chosen {
-                            backend,
-
-                            target_port: *target_port,
-                            protocol: *protocol,
-                            pool: pool.clone(),
-                            failed: Vec::new(),
-                            endpoint: None,
-                            current: None,
-                            endpoint_error: None,
-                        });
-                    }
-                }
-            }
-        }
-        for m in mirrors {
-            if m.sampled(fastrand::u64(..))
-                && let Some(job) = mirror::Job::new(m, &generation)
-            {
-                ctx.mirrors.push(job);
-            }
-        }
+        ctx.mirrors = forward
+            .mirrors
+            .iter()
+            .filter_map(|m| mirror::Job::new(m, &generation))
+            .collect();
+        ctx.chosen = Some(Chosen {
+            backend: forward.backend,
+            target_port: forward.target_port,
+            protocol: forward.protocol,
+            scheme: forward.scheme,
+            pool: pool.clone(),
+            matched_prefix: forward.matched_prefix.filter(|_| rewrites).map(Box::from),
+            cors_origin: forward.cors_origin,
+            failed: Vec::new(),
+            endpoint: None,
+            current: None,
+            endpoint_error: None,
+        });
         Ok(false)
     }
 
@@ -477,6 +419,11 @@ impl ProxyHttp for GatewayProxy {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let limits = ctx
+            .generation
+            .as_ref()
+            .map(|g| g.snapshot.settings.limits.clone())
+            .unwrap_or_default();
         let Some(chosen) = ctx.chosen.as_mut() else {
             return Err(http_error(500, "no backend chosen"));
         };
@@ -493,8 +440,23 @@ impl ProxyHttp for GatewayProxy {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout =
             Some(per_attempt.map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)));
-        peer.options.read_timeout = per_attempt;
-        peer.options.write_timeout = per_attempt;
+        // Without a route timeout, a backend that stops sending is bounded by
+        // `[limits] backendResponseTimeout` (per read, like nginx's proxy_read_timeout).
+        let read = per_attempt
+            .or((!limits.backend_response_timeout.is_zero())
+                .then_some(limits.backend_response_timeout));
+        peer.options.read_timeout = read;
+        peer.options.write_timeout = read;
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        if !limits.tcp_keepalive.is_zero() {
+            peer.options.tcp_keepalive = Some(TcpKeepalive {
+                idle: limits.tcp_keepalive,
+                interval: Duration::from_secs(10),
+                count: 6,
+                #[cfg(target_os = "linux")]
+                user_timeout: Duration::ZERO,
+            });
+        }
         if chosen.protocol == AppProtocol::H2c {
             peer.options.set_http_version(2, 2);
         }
@@ -508,12 +470,8 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(name) = backend_name(ctx) {
-            self.shared
-                .metrics
-                .upstream_connect_errors
-                .with_label_values(&[&name])
-                .inc();
+        if let Some(m) = ctx.matched() {
+            self.shared.metrics.connect_error(&m);
         }
         if let Some(chosen) = ctx.chosen.as_mut() {
             if let Some(t) = &chosen.current {
@@ -544,13 +502,8 @@ impl ProxyHttp for GatewayProxy {
         {
             chosen.pool.connect_succeeded(t);
         }
-        if let Some(name) = backend_name(ctx) {
-            let reused = if reused { "true" } else { "false" };
-            self.shared
-                .metrics
-                .upstream_connections
-                .with_label_values(&[&name, reused])
-                .inc();
+        if let Some(m) = ctx.matched() {
+            self.shared.metrics.upstream_connection(&m, reused);
         }
         Ok(())
     }
@@ -564,16 +517,10 @@ impl ProxyHttp for GatewayProxy {
         if resp.status.is_informational() {
             return Ok(());
         }
-        if let (Some(started), Some(rule), Some(backend)) = (
-            ctx.upstream_started.take(),
-            ctx.rule.as_ref(),
-            backend_name(ctx),
-        ) {
-            self.shared
-                .metrics
-                .upstream_request_duration
-                .with_label_values(&[&rule.rule.route.namespaced_name(), &backend])
-                .observe(started.elapsed().as_secs_f64());
+        if let Some(started) = ctx.upstream_started.take()
+            && let Some(m) = ctx.matched()
+        {
+            self.shared.metrics.upstream_duration(&m, started.elapsed());
         }
         Ok(())
     }
@@ -584,35 +531,42 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(rule) = ctx.rule.clone() else {
+        let (Some(rule), Some(chosen), Some(conn), Some(generation)) = (
+            ctx.rule.as_ref(),
+            ctx.chosen.as_ref(),
+            ctx.conn.as_ref().map(|c| &c.info),
+            ctx.generation.as_ref(),
+        ) else {
             return Ok(());
         };
-        apply_request_filters(
-            upstream,
-            &rule,
-            ctx.chosen.as_ref(),
-            ctx.matched_prefix.as_deref(),
-        );
-        // Proxy headers: X-Forwarded-For gets the client appended; X-Forwarded-Proto says how
-        // the client reached the gateway. `Forwarded` is not added.
-        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = client.ip().to_canonical().to_string();
-            let xff = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip,
-            };
-            upstream.set("x-forwarded-for", &xff);
-        }
-        let proto = ctx.scheme.unwrap_or(Scheme::Http).as_str();
-        upstream.set("x-forwarded-proto", proto);
-        if !ctx.mirrors.is_empty() {
-            for job in &mut ctx.mirrors {
-                job.set_request(upstream.clone());
+        let client = forwarded::Client {
+            peer: &conn.peer_ip_text,
+            scheme: chosen.scheme.as_str(),
+            host: raw_host(session.req_header()),
+            port: &conn.local_port_text,
+        };
+        let trusted = generation
+            .snapshot
+            .settings
+            .forwarded
+            .trusts(conn.peer.ip());
+        forwarded::apply(upstream, &client, trusted);
+        // Header modifiers and rewrites of the rule, then of the chosen backendRef.
+        let backend = rule
+            .backends
+            .entries()
+            .get(chosen.backend)
+            .map(|b| &b.filters);
+        for f in std::iter::once(&rule.filters).chain(backend) {
+            if let Some(m) = &f.request_headers {
+                modify_headers(upstream, m);
             }
+            if let Some(rw) = &f.rewrite {
+                filters::rewrite(upstream, rw, chosen.matched_prefix.as_deref());
+            }
+        }
+        for job in &mut ctx.mirrors {
+            job.set_request(upstream.clone());
         }
         Ok(())
     }
@@ -624,11 +578,19 @@ impl ProxyHttp for GatewayProxy {
         _end: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if !ctx.mirrors.is_empty()
-            && let Some(b) = body
-        {
+        let Some(b) = body else { return Ok(()) };
+        ctx.body_bytes += b.len() as u64;
+        let max = ctx
+            .generation
+            .as_ref()
+            .map_or(0, |g| g.snapshot.settings.limits.max_request_body_bytes);
+        if max > 0 && ctx.body_bytes > max {
+            self.shared.metrics.rejected(Reject::BodyTooLarge);
+            return Err(http_error(413, "request body over maxRequestBodyBytes"));
+        }
+        if !ctx.mirrors.is_empty() {
             if ctx.mirror_body.len() + b.len() > MIRROR_BODY_LIMIT {
-                tracing::warn!("request body over {MIRROR_BODY_LIMIT} bytes: not mirrored");
+                tracing::debug!("request body over {MIRROR_BODY_LIMIT} bytes: not mirrored");
                 ctx.mirrors.clear();
                 ctx.mirror_body = Vec::new();
             } else {
@@ -644,20 +606,24 @@ impl ProxyHttp for GatewayProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(rule) = ctx.rule.clone() else {
+        let Some(rule) = ctx.rule.as_ref() else {
             return Ok(());
         };
         if let Some(m) = &rule.filters.response_headers {
             modify_headers(resp, m);
         }
-        if let Some(m) = Self::backend_filters(&rule, ctx.chosen.as_ref())
+        if let Some(m) = ctx
+            .backend_filters()
             .and_then(|f| f.response_headers.as_ref())
         {
             modify_headers(resp, m);
         }
-        if let (Some(cors), Some(origin)) = (&rule.filters.cors, &ctx.cors_origin) {
-            for (n, v) in filters::response_headers(cors, origin) {
-                resp.set(n, &v);
+        if let (Some(c), Some(origin)) = (
+            &rule.filters.cors,
+            ctx.chosen.as_ref().and_then(|c| c.cors_origin.as_deref()),
+        ) {
+            for (n, v) in cors::response_headers(c, origin) {
+                let _ = resp.insert_header(n, v.as_str());
             }
         }
         Ok(())
@@ -679,13 +645,30 @@ impl ProxyHttp for GatewayProxy {
         Ok(None)
     }
 
-    /// A client that goes away mid-request is not an error of the gateway's.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
-        error.esource() == &ErrorSource::Downstream
-            && matches!(
-                error.etype(),
-                ErrorType::ConnectionClosed | ErrorType::WriteError | ErrorType::ReadError
-            )
+    /// Pingora's error lines carry the query string; `logging` reports failures instead.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        _error: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        true
+    }
+
+    /// The request as Pingora names it in its own messages: never with the query string.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            req.uri.path(),
+            raw_host(req).unwrap_or("")
+        )
     }
 
     async fn fail_to_proxy(
@@ -722,48 +705,66 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(g) = ctx.in_flight.take() {
+            g.dec();
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .or(ctx.local_status)
             .unwrap_or(0);
-        self.record(session, status, ctx);
+        let req = session.req_header();
+        if let Some(m) = ctx.matched() {
+            self.shared.metrics.request_done(
+                &m,
+                req.method.as_str(),
+                status,
+                ctx.started.elapsed(),
+            );
+        }
         let generation = ctx.generation.as_ref();
+        let listener = ctx
+            .listener
+            .and_then(|i| generation.and_then(|g| g.snapshot.listeners.get(i)));
+        let route = ctx.rule.as_ref().map(|r| r.rule.route.namespaced_name());
+        let backend = ctx
+            .rule
+            .as_ref()
+            .zip(ctx.chosen.as_ref())
+            .and_then(|(r, c)| r.backends.entries().get(c.backend))
+            .map(|b| b.name.as_str());
+        let endpoint = ctx.chosen.as_ref().and_then(|c| c.endpoint);
+        let client = || ctx.client.map(|c| c.to_string()).unwrap_or_default();
+        if let Some(e) = e
+            && e.esource() != &ErrorSource::Downstream
+            && status >= 500
+            && self.shared.log_limiter.allow()
+        {
+            tracing::warn!(
+                client = %client(),
+                route = route.as_deref().unwrap_or_default(),
+                backend = backend.unwrap_or_default(),
+                endpoint = %endpoint.map(|a| a.to_string()).unwrap_or_default(),
+                status,
+                "request failed: {e}"
+            );
+        }
         if generation.is_some_and(|g| g.snapshot.settings.log.access_log) {
-            let listener = ctx
-                .listener
-                .and_then(|i| generation.and_then(|g| g.snapshot.listeners.get(i)))
-                .map(|l| l.label());
-            let route = ctx.rule.as_ref().map(|r| r.rule.route.namespaced_name());
-            let backend = ctx
-                .rule
-                .as_ref()
-                .zip(ctx.chosen.as_ref())
-                .and_then(|(r, c)| r.backends.entries().get(c.backend))
-                .map(|b| b.name.clone());
-            let endpoint = ctx
-                .chosen
-                .as_ref()
-                .and_then(|c| c.endpoint)
-                .map(|a| a.to_string());
-            let req = session.req_header();
-            let client = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()).to_string())
-                .unwrap_or_default();
             tracing::info!(
                 target: "gatehouse::access",
-                client = %client,
+                client = %client(),
+                peer = %ctx.conn.as_ref().map(|c| c.info.peer.to_string()).unwrap_or_default(),
                 method = %req.method,
-                host = request_host(req).unwrap_or_default(),
+                host = raw_host(req)
+                    .and_then(gatehouse_model::hostname::normalize_request_host)
+                    .unwrap_or_default(),
                 path = %req.uri.path(),
                 status,
-                listener = listener.unwrap_or_default(),
+                listener = listener.map(|l| l.label()).unwrap_or_default(),
                 route = route.unwrap_or_default(),
                 backend = backend.unwrap_or_default(),
-                endpoint = endpoint.unwrap_or_default(),
-                duration_ms = ctx.started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0),
+                endpoint = endpoint.map(|a| a.to_string()).unwrap_or_default(),
+                duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
                 bytes_in = session.as_downstream().body_bytes_read(),
                 bytes_out = session.as_downstream().body_bytes_sent(),
                 error = e.map(|e| e.to_string()).unwrap_or_default(),
@@ -772,27 +773,16 @@ impl ProxyHttp for GatewayProxy {
         }
         if !ctx.mirrors.is_empty() {
             let body = Bytes::from(std::mem::take(&mut ctx.mirror_body));
+            let max = generation.map_or(0, |g| g.snapshot.settings.limits.max_mirrors_in_flight);
             for job in ctx.mirrors.drain(..) {
-                job.send(session.req_header(), body.clone(), &self.shared);
+                job.send(
+                    session.req_header(),
+                    body.clone(),
+                    &self.shared,
+                    &self.mirror_connector,
+                    max,
+                );
             }
-        }
-    }
-}
-
-/// Request header modifiers and URL rewrites of the rule, then of the chosen backendRef.
-fn apply_request_filters(
-    req: &mut RequestHeader,
-    rule: &HttpRule,
-    chosen: Option<&Chosen>,
-    matched_prefix: Option<&str>,
-) {
-    let backend = GatewayProxy::backend_filters(rule, chosen);
-    for f in std::iter::once(&rule.filters).chain(backend) {
-        if let Some(m) = &f.request_headers {
-            modify_headers(req, m);
-        }
-        if let Some(rw) = &f.rewrite {
-            filters::rewrite(req, rw, matched_prefix);
         }
     }
 }

@@ -1,25 +1,22 @@
 //! TLS termination: one rustls `ServerConfig` per HTTPS listener of a generation, choosing
-//! among the listener's certificates by SNI, and [`TlsConn`], the terminated stream in the
-//! shape pingora's HTTP server takes (ALPN decides HTTP/2 or HTTP/1.1).
+//! among the listener's certificates by SNI, and what a finished handshake negotiated (ALPN
+//! decides HTTP/2 or HTTP/1.1).
+//!
+//! Resumption: session tickets and a session cache per listener, kept across reloads for as
+//! long as the listener's certificates stay the same.
 
-use async_trait::async_trait;
 use gatehouse_model::Snapshot;
 use gatehouse_model::listener::ListenerKind;
 use gatehouse_model::tls::Certificate;
-use pingora_core::protocols::tls::{ALPN, SslDigest};
-use pingora_core::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
-    TimingDigest, UniqueID, UniqueIDType,
-};
 use rustls::ServerConfig;
 use rustls::pki_types::ServerName;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Sessions remembered for resumption by session ID, per listener.
+const SESSION_CACHE: usize = 4096;
 
 /// The crypto provider: ring only.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -64,198 +61,150 @@ fn certified_key(
     Ok(CertifiedKey::new(c.chain.clone(), key))
 }
 
+/// The TLS server configuration of one HTTPS listener, with what it was built from.
+#[derive(Debug)]
+struct ListenerConfig {
+    /// `gateway/listener`.
+    label: String,
+    certificates: Vec<Arc<Certificate>>,
+    config: Arc<ServerConfig>,
+}
+
+impl ListenerConfig {
+    /// Whether this configuration serves exactly `certificates` for `label`.
+    fn serves(&self, label: &str, certificates: &[Arc<Certificate>]) -> bool {
+        self.label == label
+            && self.certificates.len() == certificates.len()
+            && self
+                .certificates
+                .iter()
+                .zip(certificates)
+                .all(|(a, b)| a.chain == b.chain && a.key.secret_der() == b.key.secret_der())
+    }
+}
+
 /// The TLS server configurations of one generation, by listener index.
 #[derive(Debug, Default)]
 pub struct TlsConfigs {
-    by_listener: HashMap<usize, Arc<ServerConfig>>,
+    by_listener: HashMap<usize, ListenerConfig>,
 }
 
 impl TlsConfigs {
     /// Builds a configuration for every HTTPS listener; a certificate rustls cannot load
-    /// leaves its listener out (its connections are closed) and is logged.
-    pub fn build(snapshot: &Snapshot, metrics: &crate::metrics::Metrics) -> TlsConfigs {
+    /// leaves its listener out (its connections are closed) and is logged. A listener whose
+    /// certificates did not change keeps its configuration from `previous`, and with it its
+    /// session cache and ticket keys: clients resume across the reload. A listener whose
+    /// certificates changed starts afresh, so every client sees the new certificate.
+    pub fn build(
+        snapshot: &Snapshot,
+        metrics: &crate::metrics::Metrics,
+        previous: &TlsConfigs,
+    ) -> TlsConfigs {
         let provider = provider();
         let mut by_listener = HashMap::new();
         for (i, l) in snapshot.listeners.iter().enumerate() {
             let ListenerKind::Https { certificates, .. } = &l.kind else {
                 continue;
             };
-            let mut keys = Vec::new();
+            let label = l.label();
             for c in certificates {
-                match certified_key(c, &provider) {
-                    Ok(k) => {
-                        if let Some(t) = crate::metrics::not_after(&c.chain[0]) {
-                            metrics
-                                .tls_certificate_expiry
-                                .with_label_values(&[&c.secret.namespaced_name()])
-                                .set(t as f64);
-                        }
-                        keys.push((Arc::new(k), CertificateDerOwned(c.chain[0].clone())))
-                    }
-                    Err(e) => {
-                        tracing::error!(listener = %l.label(), secret = %c.secret, "certificate not usable: {e}")
-                    }
+                if let Some(t) = crate::metrics::not_after(&c.chain[0]) {
+                    metrics
+                        .tls_certificate_expiry
+                        .with_label_values(&[&c.secret.namespaced_name()])
+                        .set(t as f64);
                 }
             }
-            if keys.is_empty() {
-                continue;
-            }
-            let config = ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .map(|b| {
-                    b.with_no_client_auth()
-                        .with_cert_resolver(Arc::new(ListenerCerts { keys }))
-                });
-            match config {
-                Ok(mut config) => {
-                    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                    by_listener.insert(i, Arc::new(config));
-                }
-                Err(e) => tracing::error!(listener = %l.label(), "TLS configuration failed: {e}"),
-            }
+            let kept = previous
+                .by_listener
+                .values()
+                .find(|p| p.serves(&label, certificates));
+            let config = match kept {
+                Some(p) => p.config.clone(),
+                None => match new_config(&label, certificates, &provider) {
+                    Some(c) => c,
+                    None => continue,
+                },
+            };
+            by_listener.insert(
+                i,
+                ListenerConfig {
+                    label,
+                    certificates: certificates.clone(),
+                    config,
+                },
+            );
         }
         TlsConfigs { by_listener }
     }
 
     pub fn get(&self, listener: usize) -> Option<&Arc<ServerConfig>> {
-        self.by_listener.get(&listener)
+        self.by_listener.get(&listener).map(|l| &l.config)
     }
 }
 
-type Inner = tokio_rustls::server::TlsStream<pingora_core::protocols::l4::stream::Stream>;
-
-/// A terminated TLS connection, as pingora's HTTP server takes it.
-pub struct TlsConn {
-    inner: Inner,
-    digest: Arc<SslDigest>,
-    alpn: Option<ALPN>,
-    socket: Option<Arc<SocketDigest>>,
-    id: UniqueIDType,
-}
-
-impl std::fmt::Debug for TlsConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConn")
-            .field("id", &self.id)
-            .field("alpn", &self.alpn)
-            .finish_non_exhaustive()
+/// A rustls configuration for one listener's certificates, with a session cache and ticket
+/// keys of its own.
+fn new_config(
+    label: &str,
+    certificates: &[Arc<Certificate>],
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Option<Arc<ServerConfig>> {
+    let mut keys = Vec::new();
+    for c in certificates {
+        match certified_key(c, provider) {
+            Ok(k) => keys.push((Arc::new(k), CertificateDerOwned(c.chain[0].clone()))),
+            Err(e) => {
+                tracing::error!(listener = %label, secret = %c.secret, "certificate not usable: {e}")
+            }
+        }
     }
+    if keys.is_empty() {
+        return None;
+    }
+    let config = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map(|b| {
+            b.with_no_client_auth()
+                .with_cert_resolver(Arc::new(ListenerCerts { keys }))
+        });
+    let mut config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(listener = %label, "TLS configuration failed: {e}");
+            return None;
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    match rustls::crypto::ring::Ticketer::new() {
+        Ok(t) => config.ticketer = t,
+        Err(e) => tracing::warn!(listener = %label, "TLS session tickets off: {e}"),
+    }
+    Some(Arc::new(config))
 }
 
-impl TlsConn {
-    pub fn new(inner: Inner, id: UniqueIDType) -> TlsConn {
-        let (l4, conn) = inner.get_ref();
-        let socket = l4.get_socket_digest();
-        let version = match conn.protocol_version() {
+/// What a TLS handshake negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: &'static str,
+    pub cipher: &'static str,
+    /// Whether ALPN chose HTTP/2.
+    pub h2: bool,
+}
+
+/// The version, cipher suite and protocol of a finished handshake.
+pub fn negotiated(conn: &rustls::ServerConnection) -> Negotiated {
+    Negotiated {
+        version: match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "TLS",
-        };
-        let cipher = conn
+        },
+        cipher: conn
             .negotiated_cipher_suite()
             .and_then(|s| s.suite().as_str())
-            .unwrap_or("unknown");
-        let alpn = match conn.alpn_protocol() {
-            Some(b"h2") => Some(ALPN::H2),
-            Some(b"http/1.1") => Some(ALPN::H1),
-            _ => None,
-        };
-        let digest = Arc::new(SslDigest::new(cipher, version, None, None, Vec::new()));
-        TlsConn {
-            inner,
-            digest,
-            alpn,
-            socket,
-            id,
-        }
-    }
-
-    /// The TLS version negotiated, for logs and metrics.
-    /// Whether ALPN chose HTTP/2.
-    pub fn is_h2(&self) -> bool {
-        self.alpn == Some(ALPN::H2)
-    }
-
-    pub fn version(&self) -> &str {
-        &self.digest.version
+            .unwrap_or("unknown"),
+        h2: conn.alpn_protocol() == Some(b"h2"),
     }
 }
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-#[async_trait]
-impl Shutdown for TlsConn {
-    async fn shutdown(&mut self) {
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.inner).await;
-    }
-}
-
-impl UniqueID for TlsConn {
-    fn id(&self) -> UniqueIDType {
-        self.id
-    }
-}
-
-impl Ssl for TlsConn {
-    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
-        Some(self.digest.clone())
-    }
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.alpn.clone()
-    }
-}
-
-impl GetTimingDigest for TlsConn {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        Vec::new()
-    }
-}
-
-impl GetProxyDigest for TlsConn {
-    fn get_proxy_digest(&self) -> Option<Arc<pingora_core::protocols::raw_connect::ProxyDigest>> {
-        None
-    }
-}
-
-impl GetSocketDigest for TlsConn {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.socket.clone()
-    }
-}
-
-#[async_trait]
-impl Peek for TlsConn {}
