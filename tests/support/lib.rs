@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod process;
+pub mod raw;
 
 pub use client::{Client, Resp};
 pub use process::{Echo, Gateway, unique_ip};
