@@ -2,6 +2,7 @@
 //! API rule or conformance case it checks.
 
 mod decide;
+mod fuzz;
 mod gateways;
 mod http_references;
 mod http_routes;
