@@ -250,6 +250,10 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    /// No downstream modules: Pingora's default adds a (disabled) response compression
+    /// module whose state is built for every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     /// HTTP/1: the connection facts come with every request on the connection.
     fn on_connection_reuse(
         &self,
