@@ -531,3 +531,108 @@ endpoints = ["{backend_addr}"]
         "{took:?}"
     );
 }
+
+/// The SETTINGS the gateway sends first on an HTTP/2 connection, as (id, value) pairs.
+fn server_settings(addr: SocketAddr) -> Vec<(u16, u32)> {
+    let mut s = raw::connect(addr);
+    s.write_all(H2_PREFACE).expect("preface");
+    s.write_all(&h2_frame(H2_SETTINGS, 0, 0, &[]))
+        .expect("settings");
+    let (got, _) = raw::read_until_close(&mut s, Duration::from_millis(500));
+    assert!(
+        got.len() >= 9 && got[3] == H2_SETTINGS,
+        "no SETTINGS frame first: {got:?}"
+    );
+    let len = (usize::from(got[0]) << 16) | (usize::from(got[1]) << 8) | usize::from(got[2]);
+    got[9..9 + len]
+        .chunks(6)
+        .map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn h2_concurrent_streams_and_header_list_size_are_announced_from_the_limits() {
+    let lab = lab("[limits]\nh2MaxConcurrentStreams = 7\nmaxRequestHeaderBytes = 8192");
+    let settings = server_settings(lab.addr);
+    // SETTINGS_MAX_CONCURRENT_STREAMS (3) and SETTINGS_MAX_HEADER_LIST_SIZE (6).
+    assert!(settings.contains(&(3, 7)), "{settings:?}");
+    assert!(settings.contains(&(6, 8192)), "{settings:?}");
+}
+
+#[test]
+fn h2c_can_be_turned_off() {
+    let lab = lab("[http]\nh2c = false");
+    let mut s = raw::connect(lab.addr);
+    s.write_all(H2_PREFACE).expect("preface");
+    s.write_all(&h2_frame(H2_SETTINGS, 0, 0, &[]))
+        .expect("settings");
+    let (got, end) = raw::read_until_close(&mut s, WAIT);
+    let text = String::from_utf8_lossy(&got);
+    // Read as HTTP/1, the preface is not a request gatehouse serves.
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    assert_ne!(end, End::Open);
+    assert_eq!(lab.echo.requests_seen("/"), 0);
+}
+
+#[test]
+fn mirrors_over_the_in_flight_limit_are_dropped_and_counted() {
+    let ip = unique_ip();
+    let main = Echo::start("main");
+    let mirror = Echo::start("mirror");
+    let text = format!(
+        r#"[limits]
+maxMirrorsInFlight = {{MAX}}
+
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{ip}" }}]
+[[Gateway.listeners]]
+name = "web"
+protocol = "HTTP"
+port = 8080
+
+[[HTTPRoute]]
+name = "mirrored"
+parentRefs = [{{ name = "gw" }}]
+[[HTTPRoute.rules]]
+filters = [{{ type = "RequestMirror", requestMirror = {{ backendRef = {{ name = "mirror", port = 80 }} }} }}]
+backendRefs = [{{ name = "main", port = 80 }}]
+
+[[Service]]
+name = "main"
+ports = [{{ port = 80 }}]
+endpoints = ["{main}"]
+[[Service]]
+name = "mirror"
+ports = [{{ port = 80 }}]
+endpoints = ["{mirror}"]
+"#,
+        main = main.addr,
+        mirror = mirror.addr
+    );
+    let addr = SocketAddr::from((ip, 8080));
+    let gw = Gateway::start(ConfigDir::with_main(&text.replace("{MAX}", "0")), &[addr]);
+    let (resp, _) = exchange(addr, &get("/copied"), WAIT);
+    assert_eq!(raw::statuses(&resp), [200], "{resp}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(mirror.requests_seen("/copied"), 0);
+    assert_eq!(
+        metric(gw.admin, "gatehouse_http_mirrors_dropped_total"),
+        1.0
+    );
+    // With room in flight, the same request is mirrored.
+    gw.dir.write("gatehouse.toml", &text.replace("{MAX}", "10"));
+    gw.reload();
+    let deadline = Instant::now() + WAIT;
+    while mirror.requests_seen("/copied") == 0 && Instant::now() < deadline {
+        let _ = exchange(addr, &get("/copied"), WAIT);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(mirror.requests_seen("/copied") > 0);
+}

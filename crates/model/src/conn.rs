@@ -41,11 +41,6 @@ impl ConnInfo {
             local_port_text: local.port().to_string(),
         }
     }
-
-    /// Whether the connection is TLS terminated here.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
 }
 
 /// `::ffff:192.0.2.1` as `192.0.2.1`; every other address as it is.

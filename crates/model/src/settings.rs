@@ -116,7 +116,7 @@ impl Default for Http {
 
 /// `[limits]`: what one client, or all of them, may hold. Each default is chosen against
 /// nginx, HAProxy and Envoy (docs/configuration.md cites them).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Client connections open at once, process-wide; above it new ones are closed at once.
     pub max_connections: usize,

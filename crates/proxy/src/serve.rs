@@ -122,7 +122,7 @@ async fn serve(
         serve_tls(tcp, info, generation, worker, shutdown).await;
     } else {
         let settings = &generation.snapshot.settings;
-        let (limits, h2c) = (settings.limits.clone(), settings.http.h2c);
+        let (limits, h2c) = (settings.limits, settings.http.h2c);
         drop(generation);
         serve_plaintext(tcp, info, &limits, h2c, worker, shutdown).await;
     }
@@ -182,7 +182,7 @@ async fn serve_tls(
 ) {
     let metrics = &worker.shared.metrics;
     let port = info.local.port();
-    let limits = generation.snapshot.settings.limits.clone();
+    let limits = generation.snapshot.settings.limits;
     let mut kept = Vec::new();
     let read = tls::hello::read_client_hello(&mut tcp, &mut kept);
     let hello = match tokio::time::timeout(limits.request_header_timeout, read).await {
@@ -284,7 +284,7 @@ async fn serve_h1<S>(
     let mut first = true;
     let mut persistent: Option<HttpPersistentSettings> = None;
     loop {
-        let limits = shared.current().snapshot.settings.limits.clone();
+        let limits = shared.current().snapshot.settings.limits;
         let head = HeadLimits {
             idle: limits.idle_timeout,
             from_start: first,

@@ -426,7 +426,7 @@ impl ProxyHttp for GatewayProxy {
         let limits = ctx
             .generation
             .as_ref()
-            .map(|g| g.snapshot.settings.limits.clone())
+            .map(|g| g.snapshot.settings.limits)
             .unwrap_or_default();
         let Some(chosen) = ctx.chosen.as_mut() else {
             return Err(http_error(500, "no backend chosen"));
