@@ -18,12 +18,10 @@ struct Lab {
     echo: Echo,
 }
 
-/// A gateway with `[limits]` (and any other settings) from `settings`: `/admin` is blocked by
-/// a weight-0 backendRef (503), `/api/` and everything else go to an echo backend.
-fn lab(settings: &str) -> Lab {
-    let ip = unique_ip();
-    let echo = Echo::start("public");
-    let text = format!(
+/// gatehouse.toml: `settings`, then Gateway `gw` with one HTTP listener on `ip`:8080, then
+/// `resources` (routes and Services).
+fn http_gateway(ip: std::net::Ipv4Addr, settings: &str, resources: &str) -> String {
+    format!(
         r#"{settings}
 
 [[Gateway]]
@@ -34,7 +32,17 @@ addresses = [{{ value = "{ip}" }}]
 name = "web"
 protocol = "HTTP"
 port = 8080
+{resources}"#
+    )
+}
 
+/// A gateway with `[limits]` (and any other settings) from `settings`: `/admin` is blocked by
+/// a weight-0 backendRef (503), `/api/` and everything else go to an echo backend.
+fn lab(settings: &str) -> Lab {
+    let ip = unique_ip();
+    let echo = Echo::start("public");
+    let routes = format!(
+        r#"
 [[HTTPRoute]]
 name = "blocked-admin"
 parentRefs = [{{ name = "gw" }}]
@@ -56,6 +64,7 @@ endpoints = ["{echo}"]
         echo = echo.addr
     );
     let addr = SocketAddr::from((ip, 8080));
+    let text = http_gateway(ip, settings, &routes);
     let gw = Gateway::start(ConfigDir::with_main(&text), &[addr]);
     Lab { gw, addr, echo }
 }
@@ -584,19 +593,8 @@ fn mirrors_over_the_in_flight_limit_are_dropped_and_counted() {
     let ip = unique_ip();
     let main = Echo::start("main");
     let mirror = Echo::start("mirror");
-    let text = format!(
-        r#"[limits]
-maxMirrorsInFlight = {{MAX}}
-
-[[Gateway]]
-name = "gw"
-gatewayClassName = "gatehouse"
-addresses = [{{ value = "{ip}" }}]
-[[Gateway.listeners]]
-name = "web"
-protocol = "HTTP"
-port = 8080
-
+    let routes = format!(
+        r#"
 [[HTTPRoute]]
 name = "mirrored"
 parentRefs = [{{ name = "gw" }}]
@@ -616,6 +614,7 @@ endpoints = ["{mirror}"]
         main = main.addr,
         mirror = mirror.addr
     );
+    let text = http_gateway(ip, "[limits]\nmaxMirrorsInFlight = {MAX}", &routes);
     let addr = SocketAddr::from((ip, 8080));
     let gw = Gateway::start(ConfigDir::with_main(&text.replace("{MAX}", "0")), &[addr]);
     let (resp, _) = exchange(addr, &get("/copied"), WAIT);
