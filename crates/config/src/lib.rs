@@ -34,9 +34,25 @@ pub use resolve::FileReader;
 use diag::KeyPath;
 use raw::{Document, Meta};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The name of the main configuration file, the only one that may hold daemon settings.
 pub const MAIN_FILE: &str = "gatehouse.toml";
+
+/// The last certificate each Secret loaded successfully, by Secret.
+pub type Certificates =
+    HashMap<gatehouse_model::ResourceKey, Arc<gatehouse_model::tls::Certificate>>;
+
+/// What a load keeps from the configuration that serves now.
+#[derive(Clone, Debug, Default)]
+pub struct Previous {
+    /// Gateway (`namespace/name`) to the address a LoadBalancerIPPool gave it: kept where
+    /// still valid.
+    pub allocations: pools::Allocations,
+    /// A Secret whose files fail to load (unreadable, half-rotated, key and certificate not
+    /// a pair) keeps serving the certificate it last loaded.
+    pub certificates: Certificates,
+}
 
 /// A configuration that loaded: what to serve, and the status of every resource.
 #[derive(Debug)]
@@ -46,8 +62,27 @@ pub struct Loaded {
     /// The certificate and key files Secrets name: a change to any of them is a reason to
     /// reload, wherever they live.
     pub secret_files: Vec<std::path::PathBuf>,
+    /// The private key files Secrets name (a subset of `secret_files`), whose permissions
+    /// the daemon checks.
+    pub key_files: Vec<std::path::PathBuf>,
     /// Gateway (`namespace/name`) to the address a LoadBalancerIPPool gave it.
     pub allocations: pools::Allocations,
+    /// Every certificate this configuration serves, by Secret: the [`Previous`] of the next
+    /// load.
+    pub certificates: Certificates,
+    /// Secrets whose files failed to load and that serve their previous certificate, with
+    /// why.
+    pub stale_certificates: Vec<(gatehouse_model::ResourceKey, String)>,
+}
+
+impl Loaded {
+    /// What the next load keeps from this one.
+    pub fn previous(&self) -> Previous {
+        Previous {
+            allocations: self.allocations.clone(),
+            certificates: self.certificates.clone(),
+        }
+    }
 }
 
 /// Parses every file (the first one is `gatehouse.toml`) into one document, or returns every
@@ -73,31 +108,56 @@ pub fn load(
     reader: &dyn FileReader,
     generation: u64,
 ) -> Result<Loaded, Diagnostics> {
-    load_with(files, reader, generation, &pools::Allocations::new())
+    load_with(files, reader, generation, &Previous::default())
 }
 
-/// Like [`load`], keeping the pool addresses Gateways had (`previous`) where they are still
-/// valid.
+/// Like [`load`], keeping what `previous` says: pool addresses Gateways had (where still
+/// valid) and the last good certificate of each Secret.
 pub fn load_with(
     files: &[SourceFile],
     reader: &dyn FileReader,
     generation: u64,
-    previous: &pools::Allocations,
+    previous: &Previous,
 ) -> Result<Loaded, Diagnostics> {
     let doc = parse(files)?;
-    let (snapshot, status, allocations) = resolve::resolve(&doc, reader, generation, previous);
+    Ok(load_document(&doc, reader, generation, previous))
+}
+
+/// Resolves and compiles a document [`parse`] returned (for a caller that needed the
+/// document first, e.g. for its settings). Semantic problems are status, never errors.
+pub fn load_document(
+    doc: &Document,
+    reader: &dyn FileReader,
+    generation: u64,
+    previous: &Previous,
+) -> Loaded {
+    let resolve::Resolved {
+        snapshot,
+        status,
+        allocations,
+        certificates,
+        stale_certificates,
+    } = resolve::resolve(doc, reader, generation, previous);
     let secret_files = doc
         .secrets
         .iter()
         .flat_map(|s| s.cert_file.iter().chain(s.key_file.iter()))
         .cloned()
         .collect();
-    Ok(Loaded {
+    let key_files = doc
+        .secrets
+        .iter()
+        .filter_map(|s| s.key_file.clone())
+        .collect();
+    Loaded {
         snapshot,
         status,
         secret_files,
+        key_files,
         allocations,
-    })
+        certificates,
+        stale_certificates,
+    }
 }
 
 /// Two resources of one kind with one namespace and name: the later one is an error.

@@ -116,7 +116,10 @@ mod tests {
             &[src],
             &|_: &std::path::Path| Err(std::io::ErrorKind::NotFound.into()),
             1,
-            previous,
+            &crate::Previous {
+                allocations: previous.clone(),
+                ..Default::default()
+            },
         )
         .unwrap()
     }

@@ -65,6 +65,17 @@ pub struct Runtime {
     pub state_dir: PathBuf,
     /// How long SIGTERM waits for in-flight requests and connections.
     pub shutdown_grace: Duration,
+    /// Whether a reload started by a file change may remove every Gateway or every serving
+    /// listener (a SIGHUP, i.e. `systemctl reload`, always may).
+    pub allow_empty_reload: bool,
+}
+
+impl Runtime {
+    /// `TimeoutStopSec` of the shipped systemd unit (systemd/gatehouse.service).
+    pub const UNIT_TIMEOUT_STOP: Duration = Duration::from_secs(45);
+    /// The longest `shutdownGrace`: the drain, then taking VIPs off and exiting, must end
+    /// before systemd's stop timeout kills the process.
+    pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
 }
 
 impl Default for Runtime {
@@ -73,6 +84,7 @@ impl Default for Runtime {
             threads: 0,
             state_dir: PathBuf::from("/var/lib/gatehouse"),
             shutdown_grace: Duration::from_secs(30),
+            allow_empty_reload: false,
         }
     }
 }
@@ -174,5 +186,25 @@ impl Forwarded {
     pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shutdown_grace_cap_stays_below_the_shipped_units_stop_timeout() {
+        let unit = include_str!("../../../systemd/gatehouse.service");
+        let stop = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .expect("the unit sets TimeoutStopSec");
+        assert_eq!(
+            stop.trim().parse::<u64>().ok(),
+            Some(Runtime::UNIT_TIMEOUT_STOP.as_secs())
+        );
+        assert!(Runtime::MAX_SHUTDOWN_GRACE + Duration::from_secs(5) <= Runtime::UNIT_TIMEOUT_STOP);
+        assert!(Runtime::default().shutdown_grace <= Runtime::MAX_SHUTDOWN_GRACE);
     }
 }

@@ -4,7 +4,7 @@
 use super::{duration, one_of};
 use crate::decode::{Cx, Table, Value};
 use gatehouse_model::path::EscapedSlashes;
-use gatehouse_model::settings::{Limits, LogFormat, Settings};
+use gatehouse_model::settings::{Limits, LogFormat, Runtime, Settings};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,8 +59,24 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
                     v.error(cx, "must be an absolute path");
                 }
             }
-            if let Some(d) = t.get("shutdownGrace").and_then(|v| duration(cx, &v)) {
-                s.runtime.shutdown_grace = d;
+            if let Some(v) = t.get("shutdownGrace")
+                && let Some(d) = duration(cx, &v)
+            {
+                if d > Runtime::MAX_SHUTDOWN_GRACE {
+                    v.error(
+                        cx,
+                        format!(
+                            "must be at most {}s: the systemd unit stops gatehouse after TimeoutStopSec={}s, and a longer drain would be killed with its VIPs still on the interfaces",
+                            Runtime::MAX_SHUTDOWN_GRACE.as_secs(),
+                            Runtime::UNIT_TIMEOUT_STOP.as_secs()
+                        ),
+                    );
+                } else {
+                    s.runtime.shutdown_grace = d;
+                }
+            }
+            if let Some(b) = t.opt_bool(cx, "allowEmptyReload") {
+                s.runtime.allow_empty_reload = b;
             }
         }
         "announce" => {

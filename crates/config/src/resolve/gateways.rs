@@ -205,39 +205,108 @@ fn kind(group: &str, kind: Kind) -> RouteGroupKind {
     }
 }
 
-/// Reads and parses the certificates of Secrets, once per Secret.
+/// What became of a Secret's certificate in this load.
+#[derive(Clone, Debug)]
+pub(crate) enum CertificateLoad {
+    /// Its files loaded: serve this.
+    Fresh(Arc<Certificate>),
+    /// Its files failed to load (the message says why), but it loaded before: serve the
+    /// previous certificate, so a rotation caught half-way does not take a listener down.
+    Stale(Arc<Certificate>, String),
+    /// It cannot be used, and nothing loaded before.
+    Failed(String),
+}
+
+/// Reads and parses the certificates of Secrets, once per Secret, falling back to the last
+/// good certificate of a Secret whose files fail to load.
 pub(crate) struct CertificateCache<'r> {
     reader: &'r dyn FileReader,
-    loaded: HashMap<ResourceKey, Result<Arc<Certificate>, String>>,
+    previous: &'r crate::Certificates,
+    loaded: HashMap<ResourceKey, CertificateLoad>,
 }
 
 impl<'r> CertificateCache<'r> {
-    pub fn new(reader: &'r dyn FileReader) -> Self {
+    pub fn new(reader: &'r dyn FileReader, previous: &'r crate::Certificates) -> Self {
         CertificateCache {
             reader,
+            previous,
             loaded: HashMap::new(),
         }
     }
 
-    fn load(&mut self, secret: &Secret) -> Result<Arc<Certificate>, String> {
-        let reader = self.reader;
+    fn load(&mut self, secret: &Secret) -> CertificateLoad {
+        let (reader, previous) = (self.reader, self.previous);
         self.loaded
             .entry(secret.meta.key())
-            .or_insert_with(|| load_certificate(reader, secret).map(Arc::new))
+            .or_insert_with(|| match load_certificate(reader, secret) {
+                Ok(c) => CertificateLoad::Fresh(Arc::new(c)),
+                Err(CertError::Files(why)) => match previous.get(&secret.meta.key()) {
+                    Some(last) => CertificateLoad::Stale(last.clone(), why),
+                    None => CertificateLoad::Failed(why),
+                },
+                Err(CertError::Secret(why)) => CertificateLoad::Failed(why),
+            })
             .clone()
+    }
+
+    /// The certificates this load serves, by Secret, and the Secrets serving a stale one.
+    pub fn finish(self) -> (crate::Certificates, Vec<(ResourceKey, String)>) {
+        let mut good = crate::Certificates::new();
+        let mut stale = Vec::new();
+        for (key, load) in self.loaded {
+            match load {
+                CertificateLoad::Fresh(c) => {
+                    good.insert(key, c);
+                }
+                CertificateLoad::Stale(c, why) => {
+                    good.insert(key.clone(), c);
+                    stale.push((key, why));
+                }
+                CertificateLoad::Failed(_) => {}
+            }
+        }
+        stale.sort();
+        (good, stale)
     }
 }
 
-fn load_certificate(reader: &dyn FileReader, secret: &Secret) -> Result<Certificate, String> {
+/// Why a Secret's certificate cannot be loaded.
+enum CertError {
+    /// The Secret itself is unusable (type, missing keys): a configuration change, so no
+    /// previous certificate stands in.
+    Secret(String),
+    /// Its files cannot be read or are not a matching certificate and key.
+    Files(String),
+}
+
+fn load_certificate(reader: &dyn FileReader, secret: &Secret) -> Result<Certificate, CertError> {
     if secret.secret_type != "kubernetes.io/tls" {
-        return Err(format!(
+        return Err(CertError::Secret(format!(
             "Secret type is \"{}\", not \"kubernetes.io/tls\"",
             secret.secret_type
-        ));
+        )));
     }
     let (Some(cert_file), Some(key_file)) = (&secret.cert_file, &secret.key_file) else {
-        return Err("Secret needs certFile and keyFile".into());
+        return Err(CertError::Secret(
+            "Secret needs certFile and keyFile".into(),
+        ));
     };
+    load_pair(reader, cert_file, key_file)
+        .map(|(chain, key)| Certificate {
+            secret: secret.meta.key(),
+            chain,
+            key,
+        })
+        .map_err(CertError::Files)
+}
+
+/// Reads a certificate chain and its private key as a pair: both parse, and the key is the
+/// leaf certificate's.
+fn load_pair(
+    reader: &dyn FileReader,
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
     let read = |p: &std::path::Path| {
         reader
             .read(p)
@@ -284,11 +353,7 @@ fn load_certificate(reader: &dyn FileReader, secret: &Secret) -> Result<Certific
             ));
         }
     }
-    Ok(Certificate {
-        secret: secret.meta.key(),
-        chain,
-        key,
-    })
+    Ok((chain, key))
 }
 
 /// Resolves one listener: protocol, route kinds and certificates (conflicts come later).
@@ -373,6 +438,7 @@ pub(crate) fn resolve_listener(
             .map(|t| t.certificate_refs.as_slice())
             .unwrap_or(&[]);
         let mut problems: Vec<Problem> = Vec::new();
+        let mut stale: Vec<Problem> = Vec::new();
         for r in refs {
             let ns = r.namespace.as_deref().unwrap_or(&gw.meta.namespace);
             let display = format!("{}/{}", ns, r.name);
@@ -416,12 +482,29 @@ pub(crate) fn resolve_listener(
                 continue;
             };
             match certs.load(secret) {
-                Ok(c) => certificates.push(c),
-                Err(e) => problems.push(Problem::new(
+                CertificateLoad::Fresh(c) => certificates.push(c),
+                CertificateLoad::Stale(c, why) => {
+                    certificates.push(c);
+                    stale.push(Problem::new(
+                        reason::INVALID_CERTIFICATE_REF,
+                        format!(
+                            "certificateRef {display}: {why}; the previous certificate is still served"
+                        ),
+                    ));
+                }
+                CertificateLoad::Failed(why) => problems.push(Problem::new(
                     reason::INVALID_CERTIFICATE_REF,
-                    format!("certificateRef {display}: {e}"),
+                    format!("certificateRef {display}: {why}"),
                 )),
             }
+        }
+        if problems.is_empty() {
+            problems = stale;
+        } else {
+            // A listener with any bad certificate is not programmed: serving with the rest
+            // would present certificates the operator did not intend for some names.
+            certificates.clear();
+            problems.extend(stale);
         }
         if let Some(first) = problems.first() {
             let message = problems
@@ -430,9 +513,6 @@ pub(crate) fn resolve_listener(
                 .collect::<Vec<_>>()
                 .join("; ");
             resolved_refs = Err(Problem::new(first.reason, message));
-            // A listener with any bad certificate is not programmed: serving with the rest
-            // would present certificates the operator did not intend for some names.
-            certificates.clear();
         }
     }
     ResolvedListener {

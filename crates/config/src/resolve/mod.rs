@@ -84,13 +84,22 @@ struct CompiledRoute<R> {
     problems: Vec<Problem>,
 }
 
+/// What resolving a document gives.
+pub(crate) struct Resolved {
+    pub snapshot: Snapshot,
+    pub status: Status,
+    pub allocations: crate::pools::Allocations,
+    pub certificates: crate::Certificates,
+    pub stale_certificates: Vec<(gatehouse_model::ResourceKey, String)>,
+}
+
 /// Resolves and compiles a whole document.
 pub(crate) fn resolve(
     doc: &Document,
     reader: &dyn FileReader,
     generation: u64,
-    previous: &crate::pools::Allocations,
-) -> (Snapshot, Status, crate::pools::Allocations) {
+    previous: &crate::Previous,
+) -> Resolved {
     let mut status = Status {
         gateway_classes: gateways::gateway_class_status(&doc.gateway_classes),
         ..Status::default()
@@ -102,14 +111,15 @@ pub(crate) fn resolve(
         .iter()
         .map(|g| gateways::resolve_gateway(doc, g))
         .collect();
-    let allocations = crate::pools::allocate(doc, &mut resolved_gateways, previous);
-    let mut certs = CertificateCache::new(reader);
+    let allocations = crate::pools::allocate(doc, &mut resolved_gateways, &previous.allocations);
+    let mut certs = CertificateCache::new(reader, &previous.certificates);
     let mut listeners: Vec<ResolvedListener> = Vec::new();
     for (gi, gw) in doc.gateways.iter().enumerate() {
         for li in 0..gw.listeners.len() {
             listeners.push(gateways::resolve_listener(doc, &mut certs, gi, li));
         }
     }
+    let (certificates, stale_certificates) = certs.finish();
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
     // 3. Routes.
@@ -223,7 +233,13 @@ pub(crate) fn resolve(
         }
     }
     status.set_generation(generation);
-    (snapshot, status, allocations)
+    Resolved {
+        snapshot,
+        status,
+        allocations,
+        certificates,
+        stale_certificates,
+    }
 }
 
 /// What attachment needs of a route, whatever its kind.

@@ -1,6 +1,7 @@
 //! Whole-pipeline tests: TOML in, status and routing out. Each test is named for the Gateway
 //! API rule or conformance case it checks.
 
+mod certificates;
 mod decide;
 mod fuzz;
 mod gateways;
@@ -45,6 +46,11 @@ pub fn key_pem() -> &'static str {
 
 /// Loads `toml` as gatehouse.toml in /etc/gatehouse, with `files` readable by Secrets.
 pub fn load_with(toml: &str, files: &[(&str, &str)]) -> Loaded {
+    load_after(toml, files, &crate::Previous::default())
+}
+
+/// Like [`load_with`], as a reload after a configuration that left `previous`.
+pub fn load_after(toml: &str, files: &[(&str, &str)], previous: &crate::Previous) -> Loaded {
     let files: HashMap<PathBuf, Vec<u8>> = files
         .iter()
         .map(|(p, t)| (PathBuf::from(p), t.as_bytes().to_vec()))
@@ -55,7 +61,7 @@ pub fn load_with(toml: &str, files: &[(&str, &str)]) -> Loaded {
         })
     };
     let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
-    match load(&[src], &reader, 7) {
+    match crate::load_with(&[src], &reader, 7, previous) {
         Ok(l) => l,
         Err(d) => panic!("configuration did not load:\n{d}"),
     }
