@@ -43,7 +43,16 @@ pub struct StatusDoc {
     pub bind_errors: Vec<String>,
     /// Unix seconds a resource (`Kind/namespace/name`) first appeared, for its age.
     pub first_seen: BTreeMap<String, u64>,
+    /// Things an operator should fix that do not stop anything from serving.
+    pub warnings: Vec<Warning>,
     pub status: Status,
+}
+
+/// One warning and the part of the daemon that raised it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Warning {
+    pub source: String,
+    pub message: String,
 }
 
 /// State shared between the daemon and the admin server.
@@ -169,6 +178,23 @@ impl Admin {
         doc.reload.trigger = trigger.into();
         self.reloads.with_label_values(&["failure"]).inc();
         self.last_reload_ok.set(0);
+    }
+
+    /// Replaces the status of the running generation (a VIP's state changed between
+    /// reloads).
+    pub fn update_status(&self, status: Status) {
+        self.doc().status = status;
+    }
+
+    /// Replaces the warnings `source` reported (its earlier ones go).
+    pub fn set_warnings(&self, source: &str, warnings: Vec<String>) {
+        let mut doc = self.doc();
+        doc.warnings.retain(|w| w.source != source);
+        doc.warnings
+            .extend(warnings.into_iter().map(|message| Warning {
+                source: source.to_string(),
+                message,
+            }));
     }
 
     pub fn set_not_ready(&self) {

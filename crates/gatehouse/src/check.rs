@@ -2,8 +2,9 @@
 //!
 //! Errors go to stderr, one per line, as `file:line:column: key path: message`. The status
 //! of every resource with a problem goes to stdout as a table (or everything as JSON with
-//! `-o json`). Exit status: 0 when the configuration would be applied, 1 when it would be
-//! rejected (or, with `--strict`, when any resource shows a problem).
+//! `-o json`); warnings (e.g. a private key others can read) go to stderr. Exit status: 0
+//! when the configuration would be applied, 1 when it would be rejected (or, with
+//! `--strict`, when any resource shows a problem or there is a warning).
 
 use crate::cli::{CheckArgs, Output};
 use crate::configdir;
@@ -148,17 +149,22 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         }
         (Ok(loaded), output) => {
             let rows = problems(&loaded.status);
+            let warnings = crate::keys::warnings(&loaded.key_files);
             match output {
                 Output::Json => {
                     let out = serde_json::json!({
                         "valid": true,
                         "errors": [],
                         "problems": rows.len(),
+                        "warnings": warnings,
                         "status": loaded.status,
                     });
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 }
                 Output::Table => {
+                    for w in &warnings {
+                        eprintln!("warning: {w}");
+                    }
                     if !rows.is_empty() {
                         println!("{}\n", table(&rows));
                     }
@@ -170,7 +176,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                     println!("{verdict}: {}", summary(&loaded));
                 }
             }
-            let fail = args.strict && !rows.is_empty();
+            let fail = args.strict && !(rows.is_empty() && warnings.is_empty());
             Ok(ExitCode::from(u8::from(fail)))
         }
     }

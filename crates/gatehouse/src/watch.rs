@@ -5,7 +5,9 @@
 //! a certificate replaced by a new file are both seen. What counts: `.toml` files under the
 //! configuration directory, folders there appearing, disappearing or renamed, and the
 //! Secrets' files. Hidden files (editor swap and lock files) and backups (`name~`) do not.
-//! Bursts are debounced: a reload starts once no event has arrived for [`DEBOUNCE`].
+//! Kubernetes-style `..data` symlink swaps in a Secret's folder count too ([`atomic_swap`]).
+//! Bursts are debounced: a reload starts once no event has arrived for [`DEBOUNCE`]; the
+//! reload then reads only settled files ([`crate::configdir::read_settled`]).
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
@@ -33,6 +35,20 @@ fn ignored(path: &Path) -> bool {
     name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".swx")
 }
 
+/// Kubernetes' atomic writer (Secret and ConfigMap volumes) updates a folder by writing a
+/// new `..<timestamp>` folder and renaming a `..data_tmp` symlink over `..data`; the files
+/// (`tls.crt -> ..data/tls.crt`) never change themselves. A `..`-named entry appearing or
+/// renamed in a folder that holds Secret files is such a swap.
+fn atomic_swap(path: &Path, secret_files: &BTreeSet<PathBuf>) -> bool {
+    let hidden_dots = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(".."));
+    hidden_dots
+        && path
+            .parent()
+            .is_some_and(|dir| secret_files.iter().any(|f| f.parent() == Some(dir)))
+}
+
 impl ConfigWatcher {
     /// Watches `config_dir`; `changed` receives a message per debounced burst.
     pub fn new(config_dir: &Path, changed: mpsc::Sender<()>) -> notify::Result<ConfigWatcher> {
@@ -57,12 +73,12 @@ impl ConfigWatcher {
                         | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
                 );
                 let relevant = event.paths.iter().any(|p| {
+                    let files = secret_files.lock().unwrap_or_else(|e| e.into_inner());
+                    if files.contains(p) || atomic_swap(p, &files) {
+                        return true;
+                    }
                     if ignored(p) {
                         return false;
-                    }
-                    let files = secret_files.lock().unwrap_or_else(|e| e.into_inner());
-                    if files.contains(p) {
-                        return true;
                     }
                     p.starts_with(&dir)
                         && (p.extension().is_some_and(|e| e == "toml")
@@ -129,5 +145,23 @@ impl ConfigWatcher {
         }
         self.extra = wanted;
         *self.files.lock().unwrap_or_else(|e| e.into_inner()) = absolute;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_symlink_swap_in_a_secret_folder_is_a_change() {
+        let files: BTreeSet<PathBuf> = [PathBuf::from("/etc/certs/tls.crt")].into();
+        assert!(atomic_swap(Path::new("/etc/certs/..data"), &files));
+        assert!(atomic_swap(Path::new("/etc/certs/..data_tmp"), &files));
+        assert!(atomic_swap(
+            Path::new("/etc/certs/..2026_12_05_12_00_00.1"),
+            &files
+        ));
+        assert!(!atomic_swap(Path::new("/etc/other/..data"), &files));
+        assert!(!atomic_swap(Path::new("/etc/certs/.swap"), &files));
     }
 }
