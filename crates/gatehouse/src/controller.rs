@@ -204,8 +204,7 @@ impl Controller {
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        self.mark_stale(&loaded.stale_certificates);
-
+        let stale = loaded.stale_certificates;
         let mut status = loaded.status;
         let snapshot = Arc::new(loaded.snapshot);
         let errors = self.plane.apply(snapshot.clone()).await;
@@ -214,6 +213,7 @@ impl Controller {
         {
             anyhow::bail!("{e}");
         }
+        self.mark_stale(&stale);
         self.vips.apply(&snapshot, &mut status).await;
         self.vips.show_host_addresses(&mut status).await;
         self.generation = next;

@@ -132,6 +132,7 @@ async fn serve(
             sd_notify::NotifyState::monotonic_usec_now()
                 .unwrap_or(sd_notify::NotifyState::Reloading),
         ]);
+        tracing::info!(trigger = trigger.as_str(), "reloading");
         // SIGTERM is honoured while a load runs: the load is abandoned.
         let load = controller.load(trigger);
         let result = tokio::select! {

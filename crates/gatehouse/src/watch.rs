@@ -49,6 +49,21 @@ fn atomic_swap(path: &Path, secret_files: &BTreeSet<PathBuf>) -> bool {
             .is_some_and(|dir| secret_files.iter().any(|f| f.parent() == Some(dir)))
 }
 
+/// Where the symlink `path` points, with its folder resolved; also for a dangling link
+/// (its target renamed away for a moment must still be watched to be seen coming back).
+fn link_target(path: &Path) -> Option<PathBuf> {
+    if let Ok(t) = path.canonicalize() {
+        return Some(t);
+    }
+    let link = std::fs::read_link(path).ok()?;
+    let link = match path.parent() {
+        Some(dir) if link.is_relative() => dir.join(link),
+        _ => link,
+    };
+    let dir = link.parent()?.canonicalize().ok()?;
+    Some(dir.join(link.file_name()?))
+}
+
 impl ConfigWatcher {
     /// Watches `config_dir`; `changed` receives a message per debounced burst.
     pub fn new(config_dir: &Path, changed: mpsc::Sender<()>) -> notify::Result<ConfigWatcher> {
@@ -118,16 +133,20 @@ impl ConfigWatcher {
     /// Watches the folders of `secret_files` that lie outside the configuration directory
     /// (and stops watching folders no longer needed).
     pub fn watch_secret_files(&mut self, secret_files: &[PathBuf]) {
+        // Each file as named (its folder resolved) and, when it is a symlink, what it points
+        // to: certbot's live/ links into archive/, and a target changing counts too.
         let absolute: BTreeSet<PathBuf> = secret_files
             .iter()
-            .map(|f| {
-                match (
+            .flat_map(|f| {
+                let named = match (
                     f.parent().and_then(|p| p.canonicalize().ok()),
                     f.file_name(),
                 ) {
                     (Some(dir), Some(name)) => dir.join(name),
                     _ => f.clone(),
-                }
+                };
+                let target = link_target(f).filter(|t| *t != named);
+                std::iter::once(named).chain(target)
             })
             .collect();
         let wanted: BTreeSet<PathBuf> = absolute
