@@ -243,6 +243,69 @@ listeners = [{{ name = "https", protocol = "HTTPS", port = 8443, tls = {{ certif
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_kubernetes_data_symlink_swap_of_a_secret_folder_is_served() {
+    let pki = Pki::new();
+    let tls = pki.client_config();
+    let (first, second) = (
+        pki.issue(&["secure.test"], 3003),
+        pki.issue(&["secure.test"], 4004),
+    );
+    // A Secret volume as the kubelet writes it: tls.crt -> ..data/tls.crt, ..data -> ..v1.
+    let vol = tempfile::tempdir().expect("tempdir");
+    let version = |name: &str, leaf: &reload_support::Leaf| {
+        let d = vol.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("tls.crt"), &leaf.cert_pem).unwrap();
+        std::fs::write(d.join("tls.key"), &leaf.key_pem).unwrap();
+    };
+    version("..v1", &first);
+    symlink("..v1", vol.path().join("..data")).unwrap();
+    symlink("..data/tls.crt", vol.path().join("tls.crt")).unwrap();
+    symlink("..data/tls.key", vol.path().join("tls.key")).unwrap();
+
+    let ip = unique_ip();
+    let echo = Echo::start("svc");
+    let toml = format!(
+        "[log]\naccessLog = false\n[[Secret]]\nname = \"site\"\ncertFile = '{}'\nkeyFile = '{}'\n[[Gateway]]\nname = \"gw\"\ngatewayClassName = \"gatehouse\"\naddresses = [{{ value = \"{ip}\" }}]\nlisteners = [{{ name = \"https\", protocol = \"HTTPS\", port = 8443, tls = {{ certificateRefs = [{{ name = \"site\" }}] }} }}]\n{}{}",
+        vol.path().join("tls.crt").display(),
+        vol.path().join("tls.key").display(),
+        service(&echo),
+        ROUTE.replace("app.test", "secure.test"),
+    );
+    let addr = SocketAddr::from((ip, 8443));
+    let gw = Gateway::start(ConfigDir::with_main(&toml), &[addr]);
+    let shown = |want: u64| {
+        let tls = tls.clone();
+        async move {
+            let (_, _, der) = https_once(addr, "secure.test", "secure.test", "/", &tls)
+                .await
+                .map_err(|e| e.to_string())?;
+            match serial_of(&der) {
+                Some(s) if s == want => Ok(()),
+                other => Err(format!("serial {other:?}")),
+            }
+        }
+    };
+    eventually(&gw, "the first certificate", || shown(first.serial)).await;
+    // The kubelet's atomic writer: a new version folder, ..data_tmp renamed over ..data.
+    version("..v2", &second);
+    symlink("..v2", vol.path().join("..data_tmp")).unwrap();
+    std::fs::rename(vol.path().join("..data_tmp"), vol.path().join("..data")).unwrap();
+    eventually(&gw, "the swapped-in certificate", || shown(second.serial)).await;
+    // The keys were written 0644: a warning, not a refusal.
+    let warnings = status(&gw)["warnings"].to_string();
+    assert!(
+        warnings.contains("tls.key is readable by group and others"),
+        "{warnings}"
+    );
+    let out = gw.dir.check(&[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning: private key"), "{stderr}");
+    assert_eq!(gw.dir.check(&["--strict"]).status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_slow_in_place_writer_is_never_applied_half() {
     let ip = unique_ip();
     let echo = Echo::start("svc");
