@@ -61,16 +61,18 @@ pub enum Applied {
     Rejected { errors: usize },
 }
 
-/// How long files must be left alone before a reload reads them. A watcher-triggered reload
-/// also waits for emptied files to fill (an in-place writer truncates first).
+/// How long files must be left alone before a reload reads them. A file change waits for
+/// the debounce window of quiet, and for emptied files to fill (an in-place writer truncates
+/// first). SIGHUP is the operator saying the files are ready: read at once (and again if
+/// they change during the read).
 fn settle(trigger: Trigger) -> Settle {
-    let window = crate::watch::DEBOUNCE;
+    let (window, emptied) = match trigger {
+        Trigger::FileChange => (crate::watch::DEBOUNCE, Duration::from_secs(3)),
+        Trigger::Start | Trigger::Signal => (Duration::ZERO, Duration::ZERO),
+    };
     Settle {
         window,
-        emptied: match trigger {
-            Trigger::FileChange => Duration::from_secs(3),
-            Trigger::Start | Trigger::Signal => window,
-        },
+        emptied,
         give_up: Duration::from_secs(30),
     }
 }
