@@ -28,6 +28,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Run an echo backend (like the Gateway API conformance echo-basic server) for tests.
     Echo(EchoCliArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Write the manual pages (gatehouse.1 and one per subcommand) into a folder.
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,4 +97,16 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = StatusOutput::Table)]
     pub output: StatusOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `gatehouse completions bash > /etc/bash_completion.d/gatehouse`.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// Where to write the pages (created if missing).
+    pub dir: PathBuf,
 }

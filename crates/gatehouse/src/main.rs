@@ -11,6 +11,7 @@ mod controller;
 mod echo;
 mod keys;
 mod logging;
+mod manual;
 mod run;
 mod state;
 mod status;
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
             name: a.name,
             namespace: a.namespace,
         }),
+        cli::Command::Completions(a) => manual::completions(&a),
+        cli::Command::Manpages(a) => manual::manpages(&a),
     };
     match result {
         Ok(code) => code,
