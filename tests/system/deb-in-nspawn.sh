@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Installs the gatehouse .deb into a minimal Debian booted with systemd as PID 1
+# (systemd-nspawn), and checks what an operator meets: the service runs as `gatehouse` with
+# exactly its three capabilities, routes, reloads, refuses a broken reload while serving,
+# logs to the journal, stops cleanly; man page and bash completion work; an upgrade keeps
+# the operator's configuration; remove keeps a changed conffile; purge leaves nothing.
+#
+# Usage: deb-in-nspawn.sh PREVIOUS.deb CURRENT.deb
+# Root only. The debootstrapped root is cached in $GATEHOUSE_ROOTFS_CACHE (default
+# /var/cache/gatehouse-tests/bookworm) and copied per run; without it, it is made first.
+set -euo pipefail
+
+previous=$(realpath "$1")
+current=$(realpath "$2")
+cache=${GATEHOUSE_ROOTFS_CACHE:-/var/cache/gatehouse-tests/bookworm}
+suite=bookworm
+mirror=${GATEHOUSE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+step() { echo "== $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# --- the root file system --------------------------------------------------------------
+if [ ! -x "$cache/usr/bin/systemctl" ] || [ ! -e "$cache/.complete" ]; then
+  step "debootstrap $suite into $cache (cached for the next run)"
+  rm -rf "$cache.tmp"
+  mkdir -p "$(dirname "$cache")"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,iproute2,curl,ca-certificates,man-db,bash-completion,procps \
+    "$suite" "$cache.tmp" "$mirror" >/dev/null
+  touch "$cache.tmp/.complete"
+  rm -rf "$cache"
+  mv "$cache.tmp" "$cache"
+fi
+
+work=$(mktemp -d /var/tmp/gatehouse-nspawn.XXXXXX)
+root="$work/root"
+machine="ghtest$$"
+nspawn_pid=""
+mounted_nspawn=""
+cleanup() {
+  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+    kill -TERM "$nspawn_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$nspawn_pid" 2>/dev/null || true
+  fi
+  [ -n "$mounted_nspawn" ] && umount /run/systemd/nspawn 2>/dev/null || true
+  [ -n "${GATEHOUSE_KEEP_NSPAWN:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "copy the root"
+cp -a "$cache" "$root"
+cp "$previous" "$root/root/previous.deb"
+cp "$current" "$root/root/current.deb"
+echo "$machine" > "$root/etc/hostname"
+
+# nspawn needs /run/systemd/nspawn on a tmpfs when /run is not one (this CI machine).
+if ! mountpoint -q /run/systemd/nspawn 2>/dev/null && [ "$(stat -f -c %T /run)" != tmpfs ]; then
+  mkdir -p /run/systemd/nspawn
+  mount -t tmpfs tmpfs /run/systemd/nspawn
+  mounted_nspawn=1
+fi
+
+step "boot it (systemd as PID 1, private network)"
+systemd-nspawn -D "$root" -b --register=no --keep-unit --private-network \
+  --console=pipe -M "$machine" </dev/null >"$work/console.log" 2>&1 &
+nspawn_pid=$!
+# The container's PID 1 is the child of nspawn that runs systemd (nspawn forks through an
+# intermediate process first).
+leader=""
+for _ in $(seq 300); do
+  for p in $(ps --ppid "$nspawn_pid" -o pid= 2>/dev/null); do
+    if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ]; then leader=$p; fi
+  done
+  [ -n "$leader" ] && break
+  sleep 0.1
+done
+[ -n "$leader" ] || { cat "$work/console.log"; fail "the container did not start"; }
+in_c() { nsenter -t "$leader" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+state=""
+for _ in $(seq 240); do
+  state=$(in_c systemctl is-system-running 2>/dev/null || true)
+  case "$state" in running|degraded) break ;; esac
+  sleep 0.5
+done
+case "$state" in running|degraded) ;; *) tail -n 40 "$work/console.log"; in_c systemctl --failed --no-pager || true; fail "the container's systemd is $state" ;; esac
+echo "container systemd: $state"
+
+main_pid() { in_c systemctl show -p MainPID --value gatehouse; }
+wait_active() {
+  for _ in $(seq 100); do
+    [ "$(in_c systemctl is-active gatehouse || true)" = active ] && return 0
+    sleep 0.2
+  done
+  in_c journalctl -u gatehouse --no-pager | tail -n 30
+  fail "gatehouse is not active"
+}
+# GET $1 on the default Gateway until it answers with $2 in the body (or 10 s).
+wait_body() {
+  for _ in $(seq 50); do
+    if in_c curl -s --max-time 2 "http://127.0.0.1:8080$1" 2>/dev/null | grep -q "$2"; then return 0; fi
+    sleep 0.2
+  done
+  fail "GET $1 never answered with $2"
+}
+
+step "install the previous version with apt"
+in_c env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/previous.deb >/dev/null
+wait_active
+echo "# the operator's note, kept across upgrades" >> "$root/etc/gatehouse/gatehouse.toml"
+before_upgrade=$(main_pid)
+
+step "upgrade to the current version"
+in_c env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold /root/current.deb >/dev/null
+wait_active
+grep -q "the operator's note" "$root/etc/gatehouse/gatehouse.toml" || fail "the upgrade lost the operator's change"
+[ "$(main_pid)" != "$before_upgrade" ] || fail "the upgrade did not restart gatehouse (the configuration checks)"
+in_c dpkg-query -W -f='${Version}\n' gatehouse
+
+step "systemd-analyze verify on the installed unit"
+in_c systemd-analyze verify /usr/lib/systemd/system/gatehouse.service >"$work/verify.log" 2>&1 || { cat "$work/verify.log"; fail "systemd-analyze verify"; }
+if grep -Ei "unknown|invalid|failed|ignoring" "$work/verify.log"; then fail "systemd-analyze verify complains"; fi
+
+step "runs as gatehouse with exactly CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW"
+pid=$(main_pid)
+uid=$(in_c cat "/proc/$pid/status" | awk '/^Uid:/ {print $2}')
+[ "$uid" = "$(in_c id -u gatehouse)" ] && [ "$uid" != 0 ] || fail "runs as uid $uid"
+caps=$(in_c cat "/proc/$pid/status" | awk '/^CapEff:/ {print $2}')
+# bits 10 (NET_BIND_SERVICE), 12 (NET_ADMIN), 13 (NET_RAW)
+[ "$caps" = 0000000000003400 ] || fail "effective capabilities $caps, want 0000000000003400"
+[ -d "$root/etc/gatehouse/conf.d" ] || fail "no /etc/gatehouse/conf.d"
+
+step "a route to an echo backend, applied by systemctl reload"
+in_c systemd-run --unit=echo-backend /usr/bin/gatehouse echo --listen 127.0.0.1:9000 --name echo-one >/dev/null
+cat > "$root/etc/gatehouse/conf.d/echo.toml" <<'TOML'
+[[Service]]
+name = "echo"
+ports = [{ port = 80 }]
+endpoints = ["127.0.0.1:9000"]
+
+[[HTTPRoute]]
+name = "echo"
+parentRefs = [{ name = "default" }]
+rules = [{ backendRefs = [{ name = "echo", port = 80 }] }]
+TOML
+in_c systemctl reload gatehouse
+wait_body /hello echo-one
+in_c gatehouse status | grep -q "echo" || fail "gatehouse status does not show the route"
+
+step "a broken configuration fails systemctl reload; the old one keeps serving"
+echo "[[HTTPRoute]]] broken" > "$root/etc/gatehouse/conf.d/broken.toml"
+if in_c systemctl reload gatehouse 2>"$work/reload.err"; then
+  fail "systemctl reload succeeded on a broken configuration"
+fi
+cat "$work/reload.err"
+[ "$(in_c systemctl is-active gatehouse)" = active ] || fail "gatehouse stopped"
+wait_body /still echo-one
+rm "$root/etc/gatehouse/conf.d/broken.toml"
+
+step "the journal has the access log, one timestamp per line"
+line=$(in_c journalctl -u gatehouse -o cat --no-pager | grep -m1 'path=/hello' || true)
+[ -n "$line" ] || fail "no access log line in the journal"
+echo "$line"
+if echo "$line" | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T'; then fail "the journal line carries its own timestamp"; fi
+
+step "man page and bash completion"
+in_c man -P cat gatehouse 2>/dev/null | grep -q "gatehouse-check" || fail "man gatehouse does not render"
+in_c man -P cat gatehouse-run 2>/dev/null | grep -q -- "--config" || fail "man gatehouse-run does not render"
+in_c bash -c 'source /usr/share/bash-completion/bash_completion; source /usr/share/bash-completion/completions/gatehouse; complete -p gatehouse' \
+  | grep -q _gatehouse || fail "the bash completion does not load"
+
+step "systemctl stop drains and exits 0"
+in_c systemctl stop gatehouse
+[ "$(in_c systemctl show -p Result --value gatehouse)" = success ] || fail "stop result: $(in_c systemctl show -p Result --value gatehouse)"
+[ "$(in_c systemctl show -p ExecMainStatus --value gatehouse)" = 0 ] || fail "exit status $(in_c systemctl show -p ExecMainStatus --value gatehouse)"
+in_c systemctl start gatehouse
+wait_active
+
+step "apt remove: stopped, unit gone, changed conffile kept"
+in_c systemctl stop echo-backend
+in_c env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gatehouse >/dev/null
+if in_c pgrep -x gatehouse >/dev/null; then fail "a gatehouse process is left"; fi
+[ ! -e "$root/usr/lib/systemd/system/gatehouse.service" ] || fail "the unit file is left"
+grep -q "the operator's note" "$root/etc/gatehouse/gatehouse.toml" || fail "remove lost the changed conffile"
+
+step "apt purge: no state, no conffile"
+in_c env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q gatehouse >/dev/null
+[ ! -e "$root/var/lib/gatehouse" ] || fail "/var/lib/gatehouse is left"
+[ ! -e "$root/etc/gatehouse/gatehouse.toml" ] || fail "the conffile is left after purge"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/gatehouse.service" ] || fail "the enablement link is left"
+
+step "poweroff"
+in_c systemctl poweroff || true
+for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+echo "PASS"
