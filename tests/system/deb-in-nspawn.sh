@@ -155,6 +155,12 @@ fi
 cat "$work/reload.err"
 [ "$(in_c systemctl is-active gatehouse)" = active ] || fail "gatehouse stopped"
 wait_body /still echo-one
+step "an upgrade with a configuration that does not check does not restart"
+serving=$(main_pid)
+in_c env DEBIAN_FRONTEND=noninteractive dpkg -i /root/current.deb >"$work/reinstall.log" 2>&1 || { cat "$work/reinstall.log"; fail "reinstall"; }
+grep -q "not restarted" "$work/reinstall.log" || { cat "$work/reinstall.log"; fail "postinst did not say why it did not restart"; }
+[ "$(main_pid)" = "$serving" ] || fail "restarted onto a configuration that does not check"
+wait_body /still echo-one
 rm "$root/etc/gatehouse/conf.d/broken.toml"
 
 step "the journal has the access log, one timestamp per line"
