@@ -353,22 +353,37 @@ async fn a_slow_in_place_writer_is_never_applied_half() {
     assert!(bad.is_empty(), "the half-written file was applied: {bad:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_file_change_that_stops_every_listener_is_refused_but_sighup_applies_it() {
+/// `main` as gatehouse.toml, and the only Gateway (with its route and Service) in
+/// `conf.d/gw.toml`; returns once the route answers.
+async fn gateway_in_conf_d(main: &str) -> (Gateway, SocketAddr, Echo) {
     let ip = unique_ip();
     let echo = Echo::start("svc");
-    let dir = ConfigDir::with_main("[log]\naccessLog = false\n");
+    let dir = ConfigDir::with_main(main);
+    let gateway = http_gateway(ip).replace("[log]\naccessLog = false\n", "");
     dir.write(
         "conf.d/gw.toml",
-        &format!(
-            "{}{}{ROUTE}",
-            http_gateway(ip).replace("[log]\naccessLog = false\n", ""),
-            service(&echo)
-        ),
+        &format!("{gateway}{}{ROUTE}", service(&echo)),
     );
     let addr = SocketAddr::from((ip, 8080));
     let gw = Gateway::start(dir, &[addr]);
     wait_answer(&gw, addr, "app.test", Some("svc")).await;
+    (gw, addr, echo)
+}
+
+/// Waits until nothing listens on `addr` any more.
+async fn wait_closed(gw: &Gateway, addr: SocketAddr) {
+    eventually(gw, "the listener is closed", || async {
+        match get_once(addr, "app.test", "/").await {
+            Err(_) => Ok(()),
+            Ok(r) => Err(format!("still answered {}", r.status)),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_change_that_stops_every_listener_is_refused_but_sighup_applies_it() {
+    let (gw, addr, _echo) = gateway_in_conf_d("[log]\naccessLog = false\n").await;
 
     // Removing the only file with a Gateway: refused, still serving.
     let rejected = rejections(&gw);
@@ -386,34 +401,16 @@ async fn a_file_change_that_stops_every_listener_is_refused_but_sighup_applies_i
     // systemctl reload (SIGHUP) is an explicit request: applied, the listener closes.
     gw.reload();
     wait_applied_after(&gw, 1).await;
-    eventually(&gw, "the listener is closed", || async {
-        match get_once(addr, "app.test", "/").await {
-            Err(_) => Ok(()),
-            Ok(r) => Err(format!("still answered {}", r.status)),
-        }
-    })
-    .await;
+    wait_closed(&gw, addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn allow_empty_reload_lets_a_file_change_stop_every_listener() {
-    let ip = unique_ip();
-    let echo = Echo::start("svc");
-    let dir =
-        ConfigDir::with_main("[log]\naccessLog = false\n[runtime]\nallowEmptyReload = true\n");
-    dir.write(
-        "conf.d/gw.toml",
-        &format!(
-            "{}{}{ROUTE}",
-            http_gateway(ip).replace("[log]\naccessLog = false\n", ""),
-            service(&echo)
-        ),
-    );
-    let addr = SocketAddr::from((ip, 8080));
-    let gw = Gateway::start(dir, &[addr]);
-    wait_answer(&gw, addr, "app.test", Some("svc")).await;
+    let (gw, addr, _echo) =
+        gateway_in_conf_d("[log]\naccessLog = false\n[runtime]\nallowEmptyReload = true\n").await;
     std::fs::remove_file(gw.dir.path().join("conf.d/gw.toml")).unwrap();
     wait_applied_after(&gw, 1).await;
+    wait_closed(&gw, addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
