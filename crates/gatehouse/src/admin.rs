@@ -8,13 +8,15 @@ use gatehouse_model::Status;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use prometheus::{Encoder as _, Gauge, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::{
+    Encoder as _, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The result of the last reload attempt.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -65,6 +67,9 @@ pub struct Admin {
     last_reload_ok: IntGauge,
     last_success: Gauge,
     generation: IntGauge,
+    rejected_connections: IntCounter,
+    /// File system paths `/status` shows only with `?verbose` (longest first).
+    private: Mutex<Vec<String>>,
 }
 
 pub fn now() -> u64 {
@@ -101,11 +106,17 @@ impl Admin {
             "The generation of the configuration being served.",
         )
         .expect("valid metric definition");
+        let rejected_connections = IntCounter::new(
+            "gatehouse_admin_connections_rejected_total",
+            "Admin listener connections closed at once because the connection cap was reached.",
+        )
+        .expect("valid metric definition");
         for c in [
             Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(last_reload_ok.clone()),
             Box::new(last_success.clone()),
             Box::new(generation.clone()),
+            Box::new(rejected_connections.clone()),
         ] {
             let _ = registry.register(c);
         }
@@ -119,7 +130,31 @@ impl Admin {
             last_reload_ok,
             last_success,
             generation,
+            rejected_connections,
+            private: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The paths `/status` names only when asked (`?verbose`): the configuration folder
+    /// (its prefix is dropped) and the certificate and key files (shown by file name).
+    pub fn set_private_paths(&self, config_dir: &std::path::Path, files: &[std::path::PathBuf]) {
+        let mut paths: Vec<String> = files
+            .iter()
+            .map(|p| p.display().to_string())
+            .filter(|p| p.starts_with('/'))
+            .collect();
+        for dir in [
+            config_dir.to_path_buf(),
+            config_dir.canonicalize().unwrap_or_default(),
+        ] {
+            let dir = dir.display().to_string();
+            if dir.starts_with('/') && dir != "/" {
+                paths.push(format!("{}/", dir.trim_end_matches('/')));
+            }
+        }
+        paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        paths.dedup();
+        *self.private.lock().unwrap_or_else(|e| e.into_inner()) = paths;
     }
 
     fn doc(&self) -> std::sync::MutexGuard<'_, StatusDoc> {
@@ -234,8 +269,21 @@ impl Admin {
                 )
             }
             "/status" => {
+                let verbose = req.uri().query().is_some_and(|q| {
+                    q.split('&')
+                        .any(|kv| matches!(kv, "verbose" | "verbose=1" | "verbose=true"))
+                });
                 let doc = self.doc().clone();
-                match serde_json::to_string_pretty(&doc) {
+                let mut value = serde_json::to_value(&doc).unwrap_or_default();
+                if !verbose {
+                    let private = self
+                        .private
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    redact_value(&mut value, &private);
+                }
+                match serde_json::to_string_pretty(&value) {
                     Ok(json) => text(StatusCode::OK, json + "\n", "application/json"),
                     Err(e) => text(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -265,15 +313,42 @@ impl Admin {
     }
 }
 
-/// Serves the admin endpoints on `addr` until the process ends.
+/// Concurrent admin connections; more are closed at once (and counted).
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request head, and the longest a connection lives.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Serves the admin endpoints on `addr` until the process ends: HTTP/1.1, at most
+/// [`MAX_CONNECTIONS`] at once, a request head within [`HEADER_TIMEOUT`], connections closed
+/// after [`CONNECTION_LIFETIME`], and accept errors (out of file descriptors) backed off
+/// from 5 ms up to 1 s instead of spinning.
 pub async fn serve(admin: Arc<Admin>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for [admin]: {e}"))?;
     let local = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(5);
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = Duration::from_millis(5);
+                    stream
+                }
+                Err(e) => {
+                    if backoff == Duration::from_millis(5) {
+                        tracing::warn!("admin listener: accept failed: {e}");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                admin.rejected_connections.inc();
+                drop(stream);
                 continue;
             };
             let admin = admin.clone();
@@ -282,11 +357,73 @@ pub async fn serve(admin: Arc<Admin>, addr: SocketAddr) -> anyhow::Result<Socket
                     let admin = admin.clone();
                     async move { Ok::<_, std::convert::Infallible>(admin.respond(&req)) }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                drop(slot);
             });
         }
     });
     Ok(local)
+}
+
+/// `text` with every path of `private` replaced by its file name (and the configuration
+/// directory's prefix dropped), for `/status` without `?verbose`.
+fn redact(text: &str, private: &[String]) -> String {
+    let mut out = text.to_string();
+    for path in private {
+        if path.ends_with('/') {
+            out = out.replace(path.as_str(), "");
+        } else if out.contains(path.as_str()) {
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out = out.replace(path.as_str(), &name);
+        }
+    }
+    out
+}
+
+fn redact_value(v: &mut serde_json::Value, private: &[String]) {
+    match v {
+        serde_json::Value::String(s) => *s = redact(s, private),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_value(x, private)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| redact_value(x, private)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_without_verbose_names_files_not_their_paths() {
+        let private = vec!["/etc/letsencrypt/live/site/privkey.pem".to_string()];
+        assert_eq!(
+            redact(
+                "certificateRef default/site: cannot read /etc/letsencrypt/live/site/privkey.pem: No such file",
+                &private
+            ),
+            "certificateRef default/site: cannot read privkey.pem: No such file"
+        );
+        let mut v =
+            serde_json::json!({"a": ["/etc/letsencrypt/live/site/privkey.pem is readable"]});
+        redact_value(&mut v, &private);
+        assert_eq!(v, serde_json::json!({"a": ["privkey.pem is readable"]}));
+    }
+
+    #[test]
+    fn the_configuration_directory_prefix_is_dropped() {
+        // Longest first, as private_paths() sorts them: the folder's prefix goes, the
+        // relative name stays.
+        let private = vec!["/srv/gh/".to_string()];
+        assert_eq!(
+            redact("cannot read /srv/gh/conf.d/a.toml", &private),
+            "cannot read conf.d/a.toml"
+        );
+    }
 }

@@ -149,7 +149,8 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         }
         (Ok(loaded), output) => {
             let rows = problems(&loaded.status);
-            let warnings = crate::keys::warnings(&loaded.key_files);
+            let mut warnings = crate::keys::warnings(&loaded.key_files);
+            warnings.extend(loaded.snapshot.settings.admin.remote_warning());
             match output {
                 Output::Json => {
                     let out = serde_json::json!({

@@ -97,6 +97,10 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = StatusOutput::Table)]
     pub output: StatusOutput,
+    /// Show file system paths in messages (certificate and key files, the configuration
+    /// folder) instead of file names.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

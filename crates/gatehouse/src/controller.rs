@@ -118,6 +118,10 @@ impl Controller {
         let admin = Admin::new();
         let admin_local = crate::admin::serve(admin.clone(), settings.admin.listen).await?;
         tracing::info!(address = %admin_local, "admin listening (/metrics /status /healthz /readyz)");
+        if let Some(w) = settings.admin.remote_warning() {
+            tracing::warn!("{w}");
+            admin.set_warnings("admin", vec![w]);
+        }
         let threads = gatehouse_proxy::serving_threads(settings.runtime.threads);
         let plane =
             DataPlane::new(&admin.registry, threads).context("cannot start the serving threads")?;
@@ -236,6 +240,7 @@ impl Controller {
             bind_errors.clone(),
         );
         self.admin.set_warnings("keys", warnings);
+        self.admin.set_private_paths(&self.dir, &self.secret_files);
         if trigger == Trigger::Start {
             tracing::info!(
                 generation = next,

@@ -23,7 +23,7 @@ fn admin_addr(args: &StatusArgs) -> SocketAddr {
         .unwrap_or_else(|| gatehouse_model::settings::Admin::default().listen)
 }
 
-async fn fetch(addr: SocketAddr) -> Result<Value> {
+async fn fetch(addr: SocketAddr, verbose: bool) -> Result<Value> {
     let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
         .await
         .context("timed out")?
@@ -32,7 +32,12 @@ async fn fetch(addr: SocketAddr) -> Result<Value> {
         })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::get("/status")
+    let path = if verbose {
+        "/status?verbose"
+    } else {
+        "/status"
+    };
+    let req = hyper::Request::get(path)
         .header("host", addr.to_string())
         .body(Empty::<Bytes>::new())?;
     let resp = sender.send_request(req).await?;
@@ -290,7 +295,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let doc = rt.block_on(fetch(addr))?;
+    let doc = rt.block_on(fetch(addr, args.verbose))?;
     match args.output {
         StatusOutput::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         StatusOutput::Table => print!("{}", render(&doc, false)),

@@ -22,13 +22,29 @@ pub struct Settings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// A non-loopback `listen` is intended (else it is warned about).
+    pub allow_remote: bool,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9542)),
+            allow_remote: false,
         }
+    }
+}
+
+impl Admin {
+    /// The warning an operator gets when the admin listener is reachable from the network
+    /// without `allowRemote = true`.
+    pub fn remote_warning(&self) -> Option<String> {
+        (!self.listen.ip().is_loopback() && !self.allow_remote).then(|| {
+            format!(
+                "the admin listener {} is not on a loopback address: /status and /metrics are open to the network; keep it on 127.0.0.1 or set [admin] allowRemote = true",
+                self.listen
+            )
+        })
     }
 }
 
@@ -192,6 +208,23 @@ impl Forwarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_listener_off_loopback_is_a_warning_unless_allowed() {
+        let mut admin = Admin::default();
+        assert_eq!(admin.remote_warning(), None);
+        admin.listen = "[::1]:9542".parse().unwrap();
+        assert_eq!(admin.remote_warning(), None);
+        admin.listen = "0.0.0.0:9542".parse().unwrap();
+        assert!(
+            admin
+                .remote_warning()
+                .unwrap()
+                .contains("allowRemote = true")
+        );
+        admin.allow_remote = true;
+        assert_eq!(admin.remote_warning(), None);
+    }
 
     #[test]
     fn the_shutdown_grace_cap_stays_below_the_shipped_units_stop_timeout() {

@@ -26,6 +26,9 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
                         ),
                     }
             }
+            if let Some(b) = t.opt_bool(cx, "allowRemote") {
+                s.admin.allow_remote = b;
+            }
         }
         "log" => {
             if let Some(v) = t.get("format")
