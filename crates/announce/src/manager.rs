@@ -183,7 +183,9 @@ impl VipManager {
         }
         let claimed = self.claim(claim, &links, &addrs, &mut events).await;
         states.extend(claimed);
-        self.unusable.retain(|ip, _| states.contains_key(ip));
+        // Only wanted VIPs that are still unusable are retried.
+        self.unusable
+            .retain(|ip, _| matches!(states.get(ip), Some(VipState::NotUsable { .. })));
         let gone: Vec<IpAddr> = self
             .owned
             .keys()
@@ -239,6 +241,7 @@ impl VipManager {
             let link = match choose(&vip, links, addrs) {
                 Ok(Some(l)) => l,
                 Ok(None) => {
+                    self.unusable.remove(&vip.address);
                     states.insert(vip.address, VipState::Local);
                     continue;
                 }
