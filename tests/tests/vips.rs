@@ -3,7 +3,8 @@
 //! puts them back when removed by hand, withdraws them when they leave the configuration
 //! and on SIGTERM (never an address that was there before it), keeps a pool allocation
 //! across a restart, and a VIP moved from one gatehouse to another is followed by a client's
-//! neighbour table within one second.
+//! neighbour table within one second. Ownership across crashes and duplicate address
+//! detection are in `vips/ownership.rs`.
 //!
 //! Needs root (namespaces, `AF_PACKET`), `ip`, `curl` and `sysctl`; without them each test
 //! prints "skipped: <reason>" and passes, unless `CI` is set, where that is a failure.
@@ -14,6 +15,8 @@
 //! captures frames with this test binary re-run inside it (see `vips_support`). Nothing
 //! waits a fixed time: every wait has a deadline.
 
+#[path = "vips/ownership.rs"]
+mod ownership;
 mod vips_support;
 
 use std::time::{Duration, Instant};

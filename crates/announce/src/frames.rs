@@ -10,6 +10,13 @@
 //!   §7.2.6 describes: to all-nodes `ff02::1`, hop limit 255, Override set, Solicited clear,
 //!   with a Target Link-Layer Address option so receivers can update their cache.
 //!
+//! - Before a VIP is claimed, duplicate address detection sends probes that ask whether
+//!   anyone already holds the address without claiming it: an ARP Probe ([`arp_probe`], RFC
+//!   5227 §2.1.1: sender IP `0.0.0.0`, target IP the VIP) and a DAD neighbour solicitation
+//!   ([`dad_neighbour_solicitation`], RFC 4862 §5.4.2: from `::` to the VIP's solicited-node
+//!   multicast address, no source link-layer option). Neither changes anyone's neighbour
+//!   cache.
+//!
 //! The frames are complete Ethernet II frames (no FCS; the NIC adds it, and pads short frames
 //! to 60 bytes). The schedule builds them and a [`LinkSender`](crate::LinkSender) puts them on
 //! the wire unchanged.
@@ -25,12 +32,18 @@ pub const ARP_FRAME_LEN: usize = 42;
 /// Length of an unsolicited NA frame: 14 Ethernet + 40 IPv6 + 32 ICMPv6.
 pub const NA_FRAME_LEN: usize = 86;
 
+/// Length of a DAD neighbour solicitation frame: 14 Ethernet + 40 IPv6 + 24 ICMPv6.
+pub const NS_FRAME_LEN: usize = 78;
+
 const BROADCAST: [u8; 6] = [0xff; 6];
 /// `33:33` + the low 32 bits of `ff02::1` (RFC 2464 §7).
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0x00, 0x00, 0x00, 0x01];
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const NEXT_HEADER_ICMPV6: u8 = 58;
+const ICMPV6_NEIGHBOR_SOLICITATION: u8 = 135;
 const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
+/// ICMPv6 neighbour solicitation length: type, code, checksum (4) + reserved (4) + target (16).
+const NS_ICMP_LEN: usize = 24;
 /// Router = 0, Solicited = 0, Override = 1 (RFC 4861 §4.4).
 const NA_FLAGS_OVERRIDE: u32 = 0x2000_0000;
 const OPTION_TARGET_LINK_LAYER_ADDRESS: u8 = 2;
@@ -55,6 +68,60 @@ pub fn gratuitous_arp(sender_mac: [u8; 6], vip: Ipv4Addr) -> [u8; ARP_FRAME_LEN]
     frame[28..32].copy_from_slice(&vip.octets());
     // Target hardware address stays zero.
     frame[38..42].copy_from_slice(&vip.octets());
+    frame
+}
+
+/// An ARP Probe for `vip` from `sender_mac` (RFC 5227 §2.1.1): a broadcast request with
+/// sender IP `0.0.0.0` and target IP `vip`. A host holding `vip` answers it; nobody learns
+/// anything from it.
+pub fn arp_probe(sender_mac: [u8; 6], vip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+    let mut frame = gratuitous_arp(sender_mac, vip);
+    // Sender protocol address 0.0.0.0: "I do not have an address yet".
+    frame[28..32].copy_from_slice(&[0, 0, 0, 0]);
+    frame
+}
+
+/// The solicited-node multicast address of `ip` (RFC 4291 §2.7.1): `ff02::1:ffXX:XXXX` with
+/// the low 24 bits of `ip`.
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, o[13], o[14], o[15],
+    ])
+}
+
+/// The Ethernet multicast address of an IPv6 multicast address (RFC 2464 §7): `33:33` and
+/// its low 32 bits.
+fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
+    let o = group.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+}
+
+/// A duplicate address detection neighbour solicitation for `vip` (RFC 4862 §5.4.2): from
+/// the unspecified address `::` to `vip`'s solicited-node multicast group, hop limit 255, and
+/// no Source Link-Layer Address option (RFC 4861 §4.3 forbids it with `::`). A host holding
+/// `vip` answers with a neighbour advertisement to all-nodes.
+pub fn dad_neighbour_solicitation(sender_mac: [u8; 6], vip: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(vip);
+    let mut frame = Vec::with_capacity(NS_FRAME_LEN);
+    frame.extend_from_slice(&multicast_mac(group));
+    frame.extend_from_slice(&sender_mac);
+    frame.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    frame.extend_from_slice(&0x6000_0000u32.to_be_bytes());
+    // NS_ICMP_LEN is 24, so the cast is exact.
+    frame.extend_from_slice(&(NS_ICMP_LEN as u16).to_be_bytes());
+    frame.push(NEXT_HEADER_ICMPV6);
+    frame.push(255);
+    frame.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+    frame.extend_from_slice(&group.octets());
+    let icmp_start = frame.len();
+    frame.push(ICMPV6_NEIGHBOR_SOLICITATION);
+    frame.push(0); // code
+    frame.extend_from_slice(&[0, 0]); // checksum, filled in below
+    frame.extend_from_slice(&[0, 0, 0, 0]); // reserved
+    frame.extend_from_slice(&vip.octets());
+    let checksum = icmpv6_checksum(Ipv6Addr::UNSPECIFIED, group, &frame[icmp_start..]);
+    frame[icmp_start + 2..icmp_start + 4].copy_from_slice(&checksum.to_be_bytes());
     frame
 }
 
@@ -92,9 +159,13 @@ pub fn unsolicited_na(sender_mac: [u8; 6], vip: Ipv6Addr) -> Vec<u8> {
 }
 
 /// What a frame is, for messages: "a gratuitous ARP", "an unsolicited neighbour
-/// advertisement", or "a frame".
+/// advertisement", "an ARP probe", "a neighbour solicitation", or "a frame".
 pub fn describe(frame: &[u8]) -> &'static str {
     match frame.get(12..14) {
+        Some([0x08, 0x06]) if frame.get(28..32) == Some(&[0, 0, 0, 0]) => "an ARP probe",
+        Some([0x86, 0xdd]) if frame.get(54) == Some(&ICMPV6_NEIGHBOR_SOLICITATION) => {
+            "a neighbour solicitation"
+        }
         Some([0x08, 0x06]) => "a gratuitous ARP",
         Some([0x86, 0xdd]) => "an unsolicited neighbour advertisement",
         _ => "a frame",
@@ -236,7 +307,66 @@ mod tests {
     }
 
     #[test]
+    fn arp_probe_has_sender_ip_zero_and_the_vip_as_target() {
+        #[rustfmt::skip]
+        let expected: [u8; 42] = [
+            // Ethernet: dst broadcast, src MAC, ethertype ARP
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x02, 0x11, 0x22, 0x33, 0x44, 0x55,
+            0x08, 0x06,
+            // ARP: htype 1, ptype 0x0800, hlen 6, plen 4, oper 1 (request)
+            0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+            // sha = MAC, spa = 0.0.0.0
+            0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x00, 0x00, 0x00,
+            // tha = zero, tpa = 192.0.2.100
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x02, 0x64,
+        ];
+        assert_eq!(arp_probe(MAC, VIP4), expected);
+    }
+
+    #[test]
+    fn solicited_node_group_keeps_the_low_24_bits() {
+        assert_eq!(
+            solicited_node(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0x12ab, 0xcdef)),
+            Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xffab, 0xcdef)
+        );
+    }
+
+    #[test]
+    fn dad_solicitation_is_from_unspecified_to_the_solicited_node_group() {
+        // Checksum by hand: pseudo-header src :: (0); dst ff02+0001+ff00+0100; length 0018;
+        //   next header 003a; message 8700 (type 135, code 0), reserved 0, target
+        //   2001+0db8+0100. Sum 0x2b50e; fold b50e + 2 = b510; complement 4aef.
+        #[rustfmt::skip]
+        let expected: [u8; 78] = [
+            // Ethernet: dst 33:33:ff:00:01:00, src MAC, ethertype IPv6
+            0x33, 0x33, 0xff, 0x00, 0x01, 0x00,
+            0x02, 0x11, 0x22, 0x33, 0x44, 0x55,
+            0x86, 0xdd,
+            // IPv6: version 6; payload length 24; next header 58; hop limit 255
+            0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x3a, 0xff,
+            // src ::
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            // dst ff02::1:ff00:100
+            0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x01, 0xff, 0x00, 0x01, 0x00,
+            // ICMPv6: type 135, code 0, checksum 0x4aef, reserved
+            0x87, 0x00, 0x4a, 0xef, 0x00, 0x00, 0x00, 0x00,
+            // target 2001:db8::100, and no options
+            0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+        ];
+        assert_eq!(dad_neighbour_solicitation(MAC, VIP6), expected);
+    }
+
+    #[test]
     fn describe_names_the_frame_kind() {
+        assert_eq!(describe(&arp_probe(MAC, VIP4)), "an ARP probe");
+        assert_eq!(
+            describe(&dad_neighbour_solicitation(MAC, VIP6)),
+            "a neighbour solicitation"
+        );
         assert_eq!(describe(&gratuitous_arp(MAC, VIP4)), "a gratuitous ARP");
         assert_eq!(
             describe(&unsolicited_na(MAC, VIP6)),

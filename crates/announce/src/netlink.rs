@@ -1,8 +1,13 @@
 //! Addresses and links over rtnetlink: what `ip addr add/del` and `ip link show` do.
+//!
+//! Every address gatehouse adds carries the address protocol [`GATEHOUSE_PROTO`] (`IFA_PROTO`,
+//! Linux 6.1 and later; older kernels ignore the attribute), and [`Netlink::addresses`]
+//! reports each address's protocol, so gatehouse recognises its own addresses after a crash.
 
 use crate::AnnounceError;
+use crate::ownership::GATEHOUSE_PROTO;
 use futures_util::TryStreamExt as _;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType};
 use std::net::IpAddr;
 
@@ -23,10 +28,23 @@ pub struct Address {
     pub index: u32,
     pub ip: IpAddr,
     pub prefix_len: u8,
+    /// `IFA_PROTO`: who added the address, when the kernel reports it.
+    pub proto: Option<u8>,
     message: AddressMessage,
 }
 
 impl Address {
+    /// A /32 or /128, as gatehouse adds VIPs.
+    pub fn is_host(&self) -> bool {
+        (self.ip.is_ipv4() && self.prefix_len == 32)
+            || (self.ip.is_ipv6() && self.prefix_len == 128)
+    }
+
+    /// Tagged with gatehouse's address protocol.
+    pub fn tagged(&self) -> bool {
+        self.proto == Some(GATEHOUSE_PROTO)
+    }
+
     /// Whether `ip` is inside this address's connected subnet.
     pub fn covers(&self, ip: IpAddr) -> bool {
         match (self.ip, ip) {
@@ -117,11 +135,16 @@ impl Netlink {
                     _ => None,
                 })
             });
+            let proto = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Protocol(p) => Some(u8::from(*p)),
+                _ => None,
+            });
             if let Some(ip) = ip {
                 out.push(Address {
                     index: msg.header.index,
                     ip,
                     prefix_len: msg.header.prefix_len,
+                    proto,
                     message: msg,
                 });
             }
@@ -129,12 +152,19 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Adds `ip` as a host address (/32 or /128) to the interface `index`.
+    /// Adds `ip` as a host address (/32 or /128) to the interface `index`, tagged with
+    /// [`GATEHOUSE_PROTO`].
     pub async fn add(&self, index: u32, ip: IpAddr) -> Result<(), AnnounceError> {
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         let mut req = self.handle.address().add(index, ip, prefix);
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(
+                GATEHOUSE_PROTO,
+            )));
         if ip.is_ipv6() {
-            // No duplicate address detection: the address is meant to move between hosts.
+            // No kernel duplicate address detection: gatehouse probed before adding (see
+            // `probe`), and a tentative address would delay the announcement.
             req.message_mut().header.flags |=
                 netlink_packet_route::address::AddressHeaderFlags::Nodad;
         }

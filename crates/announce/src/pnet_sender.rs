@@ -73,7 +73,7 @@ impl LinkSender for PnetSender {
 }
 
 /// The interface called `name` in this network namespace.
-fn find(name: &str) -> Result<NetworkInterface, AnnounceError> {
+pub(crate) fn find(name: &str) -> Result<NetworkInterface, AnnounceError> {
     pnet_datalink::interfaces()
         .into_iter()
         // Index 0 means the interface vanished between listing and lookup.
@@ -84,7 +84,7 @@ fn find(name: &str) -> Result<NetworkInterface, AnnounceError> {
 }
 
 /// Classifies an OS error: a refused raw socket means a missing capability.
-fn os_error(
+pub(crate) fn os_error(
     interface: &str,
     action: &'static str,
     what: &'static str,

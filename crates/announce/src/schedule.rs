@@ -1,9 +1,9 @@
 //! The announcement schedule: when each VIP's gratuitous ARP / unsolicited NA frames go out.
 //!
-//! The daemon owns one [`Announcer`]. For every VIP it holds it calls
-//! [`announce_up`](Announcer::announce_up) (after adding the address to the interface), and
-//! [`withdraw`](Announcer::withdraw) before removing it; a link monitor calls
-//! [`link_up`](Announcer::link_up) when an interface comes back. Each announced VIP gets one
+//! The [`Announcer`](crate::Announcer) owns one [`Schedule`]. For every VIP it holds it calls
+//! [`announce_up`](Schedule::announce_up) (after adding the address to the interface), and
+//! [`withdraw`](Schedule::withdraw) before removing it, and
+//! [`link_up`](Schedule::link_up) when an interface comes back. Each announced VIP gets one
 //! Tokio task that:
 //!
 //! 1. sends a burst of `garp_count` frames, `garp_interval` apart (reason `up`);
@@ -16,13 +16,13 @@
 //!
 //! The refresh clock restarts from the last burst or refresh; a settings change that keeps the
 //! refresh interval leaves it alone, so frequent reloads do not postpone refreshes.
-//! [`withdraw`](Announcer::withdraw) aborts the task: nothing more is sent for that VIP (a
+//! [`withdraw`](Schedule::withdraw) aborts the task: nothing more is sent for that VIP (a
 //! frame already being written on another worker thread may still complete).
 //!
 //! Frames are built by [`crate::frames`] from the interface's MAC address, read before every
 //! frame so a changed MAC is picked up, and written by a [`LinkSender`], a trait so the whole
 //! schedule is unit-tested without raw sockets. Every frame is counted per (VIP, interface,
-//! reason) as sent or failed; [`Announcer::counts`] returns the totals and an optional
+//! reason) as sent or failed; [`Schedule::counts`] returns the totals and an optional
 //! observer sees each frame as it happens (the daemon maps both to
 //! `gatehouse_vip_announcements_total{vip, interface, reason}`). A failure is logged once when
 //! a VIP starts failing and once when it recovers, never panics and never stops the schedule.
@@ -106,15 +106,15 @@ pub struct FrameEvent<'a> {
 pub type Observer = Arc<dyn Fn(&FrameEvent<'_>) + Send + Sync>;
 
 /// Runs the announcement schedule of every announced VIP. Dropping it stops them all.
-pub struct Announcer {
+pub struct Schedule {
     shared: Arc<Shared>,
     settings: watch::Sender<Announce>,
     vips: Mutex<HashMap<IpAddr, VipTask>>,
 }
 
-impl fmt::Debug for Announcer {
+impl fmt::Debug for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Announcer")
+        f.debug_struct("Schedule")
             .field("settings", &*self.settings.borrow())
             .field("announced", &self.announced())
             .finish_non_exhaustive()
@@ -141,9 +141,9 @@ impl Drop for VipTask {
     }
 }
 
-impl Announcer {
+impl Schedule {
     pub fn new(sender: Arc<dyn LinkSender>, settings: Announce) -> Self {
-        Announcer {
+        Schedule {
             shared: Arc::new(Shared {
                 sender,
                 counts: Mutex::new(BTreeMap::new()),

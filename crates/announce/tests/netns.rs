@@ -1,4 +1,4 @@
-//! End-to-end: the real `Announcer` + `PnetSender` put exactly the bytes of `frames` on a veth
+//! End-to-end: the real `Schedule` + `PnetSender` put exactly the bytes of `frames` on a veth
 //! link, and a sender without `CAP_NET_RAW` gets the capability error.
 //!
 //! Needs root (network namespaces, `AF_PACKET`) and `ip`; without them it prints why and
@@ -18,7 +18,7 @@
 //!
 //! The namespaces are deleted by a guard on every path, including a failed assertion.
 
-use gatehouse_announce::{AnnounceError, Announcer, LinkSender, PnetSender, frames};
+use gatehouse_announce::{AnnounceError, LinkSender, PnetSender, Schedule, frames};
 use gatehouse_model::settings::Announce;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -94,7 +94,7 @@ fn pnet_sender_puts_exact_announcements_on_a_veth_link() {
 
     std::thread::sleep(Duration::from_millis(1100).saturating_sub(neigh_added.elapsed()));
 
-    // Sender in A, through the real Announcer and PnetSender.
+    // Sender in A, through the real Schedule and PnetSender.
     let sent = output(child_command(&ns.a, &exe, "send", "veth-a"));
     let sent_stdout = String::from_utf8_lossy(&sent.stdout);
     assert!(
@@ -294,8 +294,9 @@ fn send(iface: &str) {
             garp_count: FRAMES_PER_VIP,
             garp_interval: Duration::from_millis(50),
             refresh_interval: Duration::ZERO,
+            ..Announce::default()
         };
-        let announcer = Announcer::new(Arc::new(sender), settings);
+        let announcer = Schedule::new(Arc::new(sender), settings);
         announcer
             .announce_up(IpAddr::V4(VIP4), iface)
             .expect("announce IPv4");

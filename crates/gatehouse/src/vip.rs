@@ -1,25 +1,30 @@
-//! The daemon's side of virtual IPs: after each applied configuration, put its VIPs on their
-//! interfaces and announce them (gratuitous ARP / unsolicited NA), take off the ones that
-//! left, report unusable addresses in the Gateways' status (`AddressNotUsable`), and every
-//! second put back removed addresses and re-announce on links that came back up.
+//! The daemon's side of virtual IPs: a thin adapter over [`gatehouse_announce::Announcer`],
+//! which puts the VIPs on interfaces (probing first, recording ownership in
+//! `<stateDir>/vips.json`), announces them and retries unusable ones. This module turns its
+//! [`Report`] into metrics (`gatehouse_vip_state`, `gatehouse_vip_announcements_total`) and
+//! into the Gateways' status: a VIP that cannot be used makes its Gateway `Programmed=False`,
+//! reason `AddressNotUsable`, with the reason in the message; when it becomes usable (a
+//! retry from [`Vips::tick`]) the Gateway's own condition comes back.
 
-use gatehouse_announce::vips::{Event, VipManager, VipState};
-use gatehouse_announce::{Announcer, PnetSender};
+use gatehouse_announce::{Announcer, Report, VipState};
 use gatehouse_model::Snapshot;
+use gatehouse_model::resource::ResourceKey;
+use gatehouse_model::snapshot::Vip;
 use gatehouse_model::status::{Condition, Status, condition, reason};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// VIP management and its metrics.
 pub struct Vips {
-    manager: Option<VipManager>,
-    /// For listing the host's addresses.
-    netlink: Option<gatehouse_announce::netlink::Netlink>,
     announcer: Announcer,
     state: IntGaugeVec,
+    /// The labels of each VIP's `gatehouse_vip_state` series.
     last: BTreeMap<IpAddr, (String, String)>,
+    /// The VIPs of the applied configuration.
+    vips: Vec<Vip>,
+    /// The `Programmed` condition of each Gateway with VIPs, as the configuration set it.
+    programmed: BTreeMap<ResourceKey, Option<Condition>>,
 }
 
 impl std::fmt::Debug for Vips {
@@ -48,103 +53,78 @@ impl Vips {
         let _ = registry.register(Box::new(state.clone()));
         let _ = registry.register(Box::new(sent.clone()));
         let announcer = Announcer::new(
-            Arc::new(PnetSender::new()),
             snapshot.settings.announce.clone(),
-        )
-        .with_observer(move |e| {
-            let result = if e.result.is_ok() { "ok" } else { "error" };
-            sent.with_label_values(&[&e.vip.to_string(), e.interface, e.reason.as_str(), result])
+            &snapshot.settings.runtime.state_dir,
+            move |e| {
+                let result = if e.result.is_ok() { "ok" } else { "error" };
+                sent.with_label_values(&[
+                    &e.vip.to_string(),
+                    e.interface,
+                    e.reason.as_str(),
+                    result,
+                ])
                 .inc();
-        });
+            },
+        );
         Vips {
-            manager: None,
-            netlink: None,
             announcer,
             state,
             last: BTreeMap::new(),
-        }
-    }
-
-    fn handle(&self, events: Vec<Event>) {
-        for e in events {
-            match e {
-                Event::Up { ip, interface } => {
-                    // A VIP already being announced that comes up again (it was put back
-                    // after someone removed it) gets a fresh burst, not just the next refresh.
-                    let started = self.announcer.announce_up(ip, &interface).and_then(|new| {
-                        if new {
-                            return Ok(true);
-                        }
-                        self.announcer.withdraw(ip);
-                        self.announcer.announce_up(ip, &interface)
-                    });
-                    if let Err(err) = started {
-                        tracing::error!(vip = %ip, interface, "cannot announce: {err}");
-                    }
-                }
-                Event::Down { ip, .. } => {
-                    self.announcer.withdraw(ip);
-                }
-                Event::LinkUp { interface } => {
-                    self.announcer.link_up(&interface);
-                }
-            }
+            vips: Vec::new(),
+            programmed: BTreeMap::new(),
         }
     }
 
     /// Reconciles the interfaces with `snapshot`'s VIPs and marks unusable addresses in
     /// `status`.
     pub async fn apply(&mut self, snapshot: &Snapshot, status: &mut Status) {
-        self.announcer
-            .set_settings(snapshot.settings.announce.clone());
-        if snapshot.vips.is_empty() && self.manager.is_none() {
-            return;
-        }
-        if self.manager.is_none() {
-            match gatehouse_announce::netlink::Netlink::connect() {
-                Ok(n) => self.manager = Some(VipManager::new(n)),
-                Err(e) => {
-                    tracing::error!("VIPs cannot be managed: {e}");
-                    return;
-                }
-            }
-        }
-        let Some(manager) = self.manager.as_mut() else {
-            return;
-        };
-        let (states, events) = manager.reconcile(&snapshot.vips).await;
-        self.handle(events);
+        let report = self.announcer.apply(snapshot).await;
+        self.vips.clone_from(&snapshot.vips);
+        self.programmed = status
+            .gateways
+            .iter()
+            .filter(|g| self.vips.iter().any(|v| v.gateway == g.key))
+            .map(|g| {
+                let programmed = g
+                    .conditions
+                    .iter()
+                    .find(|c| c.kind == condition::PROGRAMMED)
+                    .cloned();
+                (g.key.clone(), programmed)
+            })
+            .collect();
+        self.metrics(&report);
+        self.refresh_status(status);
+    }
+
+    /// Sets each VIP's `gatehouse_vip_state` series, and drops those of VIPs that left.
+    fn metrics(&mut self, report: &Report) {
         let mut now = BTreeMap::new();
-        for vip in &snapshot.vips {
+        for vip in &self.vips {
             let gateway = vip.gateway.namespaced_name();
-            match states.get(&vip.address) {
-                Some(VipState::Active { interface }) => {
-                    self.state
-                        .with_label_values(&[&vip.address.to_string(), interface, &gateway])
-                        .set(1);
-                    now.insert(vip.address, (interface.clone(), gateway));
-                }
-                Some(VipState::Local) | None => {}
-                Some(VipState::Failed(why)) => {
-                    let interface = vip.interface.clone().unwrap_or_default();
-                    self.state
-                        .with_label_values(&[&vip.address.to_string(), &interface, &gateway])
-                        .set(0);
-                    now.insert(vip.address, (interface, gateway));
-                    if let Some(g) = status.gateways.iter_mut().find(|g| g.key == vip.gateway) {
-                        let generation = g.conditions.first().map_or(0, |c| c.observed_generation);
-                        let mut c = Condition::new(
-                            condition::PROGRAMMED,
-                            false,
-                            reason::ADDRESS_NOT_USABLE,
-                            format!("{}: {why}", vip.address),
-                        );
-                        c.observed_generation = generation;
-                        g.conditions.retain(|c| c.kind != condition::PROGRAMMED);
-                        g.conditions.push(c);
-                    }
-                }
+            let (interface, value) = match report.get(vip.address) {
+                Some(VipState::Active { interface }) => (interface.clone(), 1),
+                Some(VipState::NotUsable { interface, .. }) => (
+                    interface
+                        .clone()
+                        .or_else(|| vip.interface.clone())
+                        .unwrap_or_default(),
+                    0,
+                ),
+                Some(VipState::Local) | None => continue,
+            };
+            let vip_label = vip.address.to_string();
+            if let Some((old_interface, old_gateway)) = self.last.get(&vip.address)
+                && (*old_interface != interface || *old_gateway != gateway)
+            {
+                let _ = self
+                    .state
+                    .remove_label_values(&[&vip_label, old_interface, old_gateway]);
             }
+            self.state
+                .with_label_values(&[&vip_label, &interface, &gateway])
+                .set(value);
+            now.insert(vip.address, (interface, gateway));
         }
         for (ip, (interface, gateway)) in &self.last {
             if !now.contains_key(ip) {
@@ -154,6 +134,59 @@ impl Vips {
             }
         }
         self.last = now;
+    }
+
+    /// Writes the latest report into `status`: `Programmed=False`, `AddressNotUsable` on each
+    /// Gateway with an unusable VIP; the configuration's own condition on the others.
+    pub fn refresh_status(&self, status: &mut Status) {
+        let report = self.announcer.report();
+        for g in &mut status.gateways {
+            let Some(original) = self.programmed.get(&g.key) else {
+                continue;
+            };
+            let problems: Vec<String> = self
+                .vips
+                .iter()
+                .filter(|v| v.gateway == g.key)
+                .filter_map(|v| match report.get(v.address) {
+                    Some(VipState::NotUsable { why, .. })
+                        if why.contains(&v.address.to_string()) =>
+                    {
+                        Some(why.clone())
+                    }
+                    Some(VipState::NotUsable { why, .. }) => Some(format!("{}: {why}", v.address)),
+                    _ => None,
+                })
+                .collect();
+            let at = g
+                .conditions
+                .iter()
+                .position(|c| c.kind == condition::PROGRAMMED);
+            let next = if problems.is_empty() {
+                original.clone()
+            } else {
+                let mut c = Condition::new(
+                    condition::PROGRAMMED,
+                    false,
+                    reason::ADDRESS_NOT_USABLE,
+                    problems.join("; "),
+                );
+                c.observed_generation = original.as_ref().map_or_else(
+                    || g.conditions.first().map_or(0, |c| c.observed_generation),
+                    |o| o.observed_generation,
+                );
+                Some(c)
+            };
+            // In place, so the conditions keep their order.
+            match (at, next) {
+                (Some(i), Some(c)) => g.conditions[i] = c,
+                (Some(i), None) => {
+                    g.conditions.remove(i);
+                }
+                (None, Some(c)) => g.conditions.push(c),
+                (None, None) => {}
+            }
+        }
     }
 
     /// Gateways without addresses are bound everywhere: their status shows the host's
@@ -177,34 +210,7 @@ impl Vips {
         if everywhere.is_empty() {
             return;
         }
-        if self.netlink.is_none() {
-            self.netlink = gatehouse_announce::netlink::Netlink::connect().ok();
-        }
-        let Some(netlink) = &self.netlink else { return };
-        let (Ok(links), Ok(addrs)) = (netlink.links().await, netlink.addresses().await) else {
-            return;
-        };
-        let link_local =
-            |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
-        let on = |loopback: bool| {
-            let mut ips: Vec<IpAddr> = addrs
-                .iter()
-                .filter(|a| {
-                    links
-                        .iter()
-                        .any(|l| l.index == a.index && l.loopback == loopback && (loopback || l.up))
-                })
-                .map(|a| a.ip)
-                .filter(|ip| !link_local(ip))
-                .collect();
-            ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-            ips.dedup();
-            ips
-        };
-        let mut ips = on(false);
-        if ips.is_empty() {
-            ips = on(true);
-        }
+        let ips = self.announcer.host_addresses().await;
         for i in everywhere {
             status.gateways[i].addresses = ips
                 .iter()
@@ -216,24 +222,20 @@ impl Vips {
         }
     }
 
-    /// Puts back removed addresses and re-announces on links that came back up. True when a
-    /// VIP's state changed (then [`Vips::refresh_status`]).
+    /// Puts back removed addresses, re-announces on links that came back up, retries
+    /// unusable VIPs. True when a VIP's state changed (then [`Vips::refresh_status`]).
     pub async fn tick(&mut self) -> bool {
-        if let Some(m) = self.manager.as_mut() {
-            let events = m.tick().await;
-            self.handle(events);
+        match self.announcer.tick().await {
+            Some(report) => {
+                self.metrics(&report);
+                true
+            }
+            None => false,
         }
-        false
     }
-
-    /// Writes the VIPs' latest state into `status`.
-    pub fn refresh_status(&self, _status: &mut Status) {}
 
     /// Stops announcing and takes off every address gatehouse added.
     pub async fn shutdown(&mut self) {
-        self.announcer.withdraw_all();
-        if let Some(m) = self.manager.as_mut() {
-            m.withdraw_all().await;
-        }
+        self.announcer.shutdown().await;
     }
 }

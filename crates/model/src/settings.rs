@@ -112,6 +112,9 @@ pub struct Announce {
     pub garp_interval: Duration,
     /// Zero disables the periodic re-announcement.
     pub refresh_interval: Duration,
+    /// How often a VIP that could not be used (another host answered for it, no interface
+    /// holds it, ...) is tried again.
+    pub conflict_retry: Duration,
 }
 
 impl Default for Announce {
@@ -120,6 +123,7 @@ impl Default for Announce {
             garp_count: 3,
             garp_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(60),
+            conflict_retry: Duration::from_secs(10),
         }
     }
 }

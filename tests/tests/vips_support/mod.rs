@@ -29,6 +29,8 @@ pub const VIP4: &str = "192.0.2.100";
 pub const VIP6: &str = "2001:db8::100";
 /// Added by hand before gatehouse starts; listed in the configuration too.
 pub const PRE_EXISTING: &str = "192.0.2.101";
+/// `[announce] conflictRetry` of every configuration here, in seconds.
+pub const CONFLICT_RETRY_SECONDS: u64 = 2;
 /// `[announce] garpCount` of every configuration here.
 pub const GARP_COUNT: usize = 3;
 /// The port of the echo backend inside each gateway namespace.
@@ -482,6 +484,13 @@ impl Proc {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// SIGKILL, as a crash: nothing is cleaned up. Waits for the exit.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("process still running");
+        let _ = child.kill();
+        child.wait().expect("wait for a killed child")
+    }
+
     /// Sends SIGTERM and waits for the exit (SIGKILL after [`DEADLINE`]).
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("process still running");
@@ -576,6 +585,7 @@ shutdownGrace = "2s"
 [announce]
 garpCount = {GARP_COUNT}
 garpInterval = "200ms"
+conflictRetry = "{CONFLICT_RETRY_SECONDS}s"
 
 [log]
 accessLog = false
@@ -645,6 +655,15 @@ accessLog = false
         status
     }
 
+    /// SIGKILL (a crash); the exit status.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut p = self.proc.take().expect("gatehouse is running");
+        let status = p.kill();
+        std::thread::sleep(Duration::from_millis(50));
+        self.stopped_log = p.log();
+        status
+    }
+
     /// The admin `/status` document, read from inside the namespace.
     pub fn status(&self) -> Value {
         let body = curl(
@@ -667,6 +686,18 @@ pub fn status_addresses(status: &Value, name: &str) -> Vec<String> {
         .flat_map(|g| g["addresses"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a["value"].as_str().map(str::to_string))
         .collect()
+}
+
+/// The condition `kind` of the Gateway `name` in `/status`.
+pub fn gateway_condition(status: &Value, name: &str, kind: &str) -> Option<Value> {
+    status["status"]["gateways"]
+        .as_array()?
+        .iter()
+        .find(|g| g["key"]["name"] == name)?["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .cloned()
 }
 
 /// A Gateway `name` with one HTTP listener on port 80 and `addresses`, and an HTTPRoute

@@ -84,11 +84,12 @@ fn settings(garp_count: u32, garp_interval_ms: u64, refresh_ms: u64) -> Announce
         garp_count,
         garp_interval: Duration::from_millis(garp_interval_ms),
         refresh_interval: Duration::from_millis(refresh_ms),
+        ..Announce::default()
     }
 }
 
-fn announcer(recorder: &Arc<Recorder>, settings: Announce) -> Announcer {
-    Announcer::new(Arc::clone(recorder) as Arc<dyn LinkSender>, settings)
+fn announcer(recorder: &Arc<Recorder>, settings: Announce) -> Schedule {
+    Schedule::new(Arc::clone(recorder) as Arc<dyn LinkSender>, settings)
 }
 
 /// Sleeps until `ms` after the recorder was created, on the paused clock.
@@ -96,7 +97,7 @@ async fn at_ms(recorder: &Recorder, ms: u64) {
     tokio::time::sleep_until(recorder.start + Duration::from_millis(ms)).await;
 }
 
-fn count(announcer: &Announcer, vip: IpAddr, interface: &str, reason: Reason) -> Counts {
+fn count(announcer: &Schedule, vip: IpAddr, interface: &str, reason: Reason) -> Counts {
     let key = CounterKey {
         vip,
         interface: interface.into(),

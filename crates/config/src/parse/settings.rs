@@ -8,6 +8,7 @@ use gatehouse_model::settings::{Limits, LogFormat, Runtime, Settings};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Settings) {
     let Some(mut t) = v.table(cx) else {
@@ -99,6 +100,15 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
             }
             if let Some(d) = t.get("refreshInterval").and_then(|v| duration(cx, &v)) {
                 s.announce.refresh_interval = d;
+            }
+            if let Some(v) = t.get("conflictRetry")
+                && let Some(d) = duration(cx, &v)
+            {
+                if d < Duration::from_secs(1) {
+                    v.error(cx, "must be at least 1s: unusable VIPs are retried from the once-a-second check");
+                } else {
+                    s.announce.conflict_retry = d;
+                }
             }
         }
         "http" => {
@@ -192,5 +202,39 @@ fn limits(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, l: &mut Limits) {
     }
     if let Some(d) = t.get("tcpKeepalive").and_then(|v| duration(cx, &v)) {
         l.tcp_keepalive = d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SourceFile;
+    use std::time::Duration;
+
+    fn parse(toml: &str) -> Result<crate::Document, String> {
+        let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
+        crate::parse(&[src]).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn conflict_retry_defaults_to_10s_and_is_read_from_announce() {
+        let doc = parse("").expect("empty file");
+        assert_eq!(
+            doc.settings.announce.conflict_retry,
+            Duration::from_secs(10)
+        );
+        let doc = parse("[announce]\nconflictRetry = \"30s\"\n").expect("30s");
+        assert_eq!(
+            doc.settings.announce.conflict_retry,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn conflict_retry_under_one_second_is_a_located_error() {
+        let err = parse("[announce]\nconflictRetry = \"500ms\"\n").expect_err("500ms");
+        assert!(
+            err.contains("gatehouse.toml:2:") && err.contains("must be at least 1s"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,232 @@
+//! VIP ownership across crashes and duplicate address detection (issue 12), with the real
+//! binary in network namespaces as the rest of `vips.rs`:
+//!
+//! - a `SIGKILL`ed gatehouse leaves its VIPs on the interface; the next one adopts those
+//!   still configured (announced, served, removed on `SIGTERM`) and removes the others,
+//!   through `<stateDir>/vips.json` and, with that file gone, through the address tag alone;
+//!   the operator's address is never removed;
+//! - a VIP another namespace on the bridge already answers for is not claimed: `/status`
+//!   shows `Programmed=False`, `AddressNotUsable`, naming that namespace's MAC; once it lets
+//!   go of the address, gatehouse claims it within `conflictRetry` (plus a probe).
+
+use super::{assert_announced, assert_host_address, assert_served, finish};
+use crate::vips_support::{
+    self, CONFLICT_RETRY_SECONDS, Capture, DEADLINE, Gatehouse, Net, PRE_EXISTING, VIP4, VIP6,
+    addresses, echo_service, gateway, gateway_condition, has_addr, learn_from_announcements, skip,
+    start_echo, wait_until,
+};
+use std::time::{Duration, Instant};
+
+/// In the first configuration only: removed by the next gatehouse after a crash.
+const DROPPED4: &str = "192.0.2.104";
+const DROPPED6: &str = "2001:db8::104";
+
+fn ownership_file(gh: &Gatehouse) -> String {
+    std::fs::read_to_string(gh.state_dir().join("vips.json")).unwrap_or_default()
+}
+
+#[test]
+fn after_a_sigkill_the_next_gatehouse_adopts_kept_vips_and_removes_dropped_ones() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a", "c"]);
+    let (gw, client) = (net.host("a").clone(), net.host("c").clone());
+    learn_from_announcements(&client);
+    let pre = format!("{PRE_EXISTING}/32");
+    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    let echo = start_echo(&gw.ns, "echo-a");
+    let capture = Capture::start(&client);
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    let first = [
+        (VIP4, None),
+        (VIP6, None),
+        (DROPPED4, None),
+        (DROPPED6, None),
+        (PRE_EXISTING, None),
+    ];
+    gh.write(&gh.config(&(gateway("gw", &first) + &echo_service())));
+    gh.start();
+    for vip in [VIP4, VIP6, DROPPED4, DROPPED6] {
+        assert_host_address(&gw, vip, &gw.iface);
+    }
+    let listed = ownership_file(&gh);
+    for vip in [VIP4, VIP6, DROPPED4, DROPPED6] {
+        assert!(
+            listed.contains(&format!("\"{vip}\"")),
+            "vips.json: {listed}"
+        );
+    }
+    assert!(
+        !listed.contains(PRE_EXISTING),
+        "the operator's address is not gatehouse's: {listed}"
+    );
+
+    // A crash: the addresses stay.
+    gh.kill();
+    for vip in [VIP4, VIP6, DROPPED4, DROPPED6, PRE_EXISTING] {
+        assert!(has_addr(&gw.ns, vip), "{vip} gone after SIGKILL");
+    }
+
+    // The next start keeps VIP4 and VIP6 only.
+    let second = [(VIP4, None), (VIP6, None)];
+    gh.write(&gh.config(&(gateway("gw", &second) + &echo_service())));
+    let restarted = Instant::now();
+    gh.start();
+    let dropped = wait_until(DEADLINE, || {
+        !has_addr(&gw.ns, DROPPED4) && !has_addr(&gw.ns, DROPPED6)
+    });
+    assert!(
+        dropped,
+        "addresses the crashed gatehouse added and the configuration dropped are still there:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    assert_host_address(&gw, VIP4, &gw.iface);
+    assert_host_address(&gw, VIP6, &gw.iface);
+    assert!(
+        gh.log().matches("adopted an address").count() == 2,
+        "VIP4 and VIP6 should be adopted, not added again:\n{}",
+        gh.log()
+    );
+    assert!(
+        has_addr(&gw.ns, PRE_EXISTING),
+        "the operator's {PRE_EXISTING} was removed after it left the configuration:\n{}",
+        addresses(&gw.ns)
+    );
+    assert_announced(&capture, &gw.mac, &[VIP4], &[VIP6], restarted);
+    assert_served(&client, VIP4, "echo-a");
+    assert_served(&client, VIP6, "echo-a");
+    let listed = ownership_file(&gh);
+    assert!(
+        !listed.contains(DROPPED4) && !listed.contains(DROPPED6) && listed.contains(VIP4),
+        "vips.json after the restart: {listed}"
+    );
+
+    // Another crash, and the state file is lost too: the address tag alone says VIP6 is
+    // gatehouse's, so it goes when the configuration drops it.
+    gh.kill();
+    std::fs::remove_file(gh.state_dir().join("vips.json")).expect("remove vips.json");
+    gh.write(&gh.config(&(gateway("gw", &[(VIP4, None)]) + &echo_service())));
+    gh.start();
+    let removed = wait_until(DEADLINE, || !has_addr(&gw.ns, VIP6));
+    assert!(
+        removed,
+        "{VIP6}, tagged by gatehouse, was not removed without vips.json:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    assert_host_address(&gw, VIP4, &gw.iface);
+    assert_served(&client, VIP4, "echo-a");
+
+    // A clean stop leaves none of gatehouse's addresses behind, and the operator's.
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    for vip in [VIP4, VIP6, DROPPED4, DROPPED6] {
+        assert!(
+            !has_addr(&gw.ns, vip),
+            "{vip} left behind after SIGTERM:\n{}\n{}",
+            addresses(&gw.ns),
+            gh.log()
+        );
+    }
+    assert!(has_addr(&gw.ns, PRE_EXISTING));
+    let listed = ownership_file(&gh);
+    assert!(
+        !listed.contains(VIP4) && !listed.contains(VIP6),
+        "vips.json after SIGTERM: {listed}"
+    );
+
+    drop((capture, echo));
+    finish(net);
+}
+
+#[test]
+fn a_vip_another_host_answers_for_is_not_claimed_until_that_host_lets_go() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a", "b", "c"]);
+    let (gw, other, client) = (
+        net.host("a").clone(),
+        net.host("b").clone(),
+        net.host("c").clone(),
+    );
+    // The other host holds both VIPs (and answers ARP / neighbour solicitations for them).
+    let v4 = format!("{VIP4}/32");
+    let v6 = format!("{VIP6}/128");
+    vips_support::ip(&["-n", &other.ns, "addr", "add", &v4, "dev", &other.iface]);
+    vips_support::ip(&[
+        "-n",
+        &other.ns,
+        "addr",
+        "add",
+        &v6,
+        "dev",
+        &other.iface,
+        "nodad",
+    ]);
+    let echo = start_echo(&gw.ns, "echo-a");
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    gh.write(&gh.config(&(gateway("gw", &[(VIP4, None), (VIP6, None)]) + &echo_service())));
+    gh.start();
+
+    let status = gh.status();
+    let programmed = gateway_condition(&status, "gw", "Programmed")
+        .unwrap_or_else(|| panic!("no Programmed condition for gw: {status:#}"));
+    assert_eq!(programmed["status"], "False", "{programmed:#}");
+    assert_eq!(programmed["reason"], "AddressNotUsable", "{programmed:#}");
+    let message = programmed["message"].as_str().unwrap_or_default();
+    for vip in [VIP4, VIP6] {
+        let want = format!("{vip} is already in use by {} on {}", other.mac, gw.iface);
+        assert!(
+            message.contains(&want),
+            "message {message:?} lacks {want:?}"
+        );
+        assert!(
+            !has_addr(&gw.ns, vip),
+            "{vip} was claimed although {} has it:\n{}",
+            other.ns,
+            addresses(&gw.ns)
+        );
+    }
+    eprintln!("Programmed=False: {message}");
+
+    // The other host lets go; gatehouse claims them at its next retry.
+    vips_support::ip(&["-n", &other.ns, "addr", "del", &v4, "dev", &other.iface]);
+    vips_support::ip(&["-n", &other.ns, "addr", "del", &v6, "dev", &other.iface]);
+    let released = Instant::now();
+    let within = Duration::from_secs(CONFLICT_RETRY_SECONDS + 3);
+    let claimed = wait_until(within, || has_addr(&gw.ns, VIP4) && has_addr(&gw.ns, VIP6));
+    assert!(
+        claimed,
+        "the VIPs were not claimed within {within:?} of their release:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    eprintln!(
+        "claimed {:?} after the other host released them",
+        released.elapsed()
+    );
+    assert_host_address(&gw, VIP4, &gw.iface);
+    assert_host_address(&gw, VIP6, &gw.iface);
+    let programmed_again = wait_until(DEADLINE, || {
+        gateway_condition(&gh.status(), "gw", "Programmed").is_some_and(|c| c["status"] == "True")
+    });
+    assert!(
+        programmed_again,
+        "gw is still not Programmed after its VIPs were claimed: {:#}",
+        gh.status()
+    );
+    assert_served(&client, VIP4, "echo-a");
+    assert_served(&client, VIP6, "echo-a");
+
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    assert!(!has_addr(&gw.ns, VIP4) && !has_addr(&gw.ns, VIP6));
+
+    drop(echo);
+    finish(net);
+}
