@@ -13,7 +13,9 @@
 //! Before adding a VIP the manager probes for it ([`crate::probe`]). When another host
 //! answers, the VIP is not added: it is [`VipState::NotUsable`] with the other host's MAC,
 //! and, like every VIP that could not be used, tried again by [`VipManager::tick`] every
-//! `retry`. An address already on the interface is not probed. `tick` also puts back an
+//! `retry`. An address already on the interface is not probed. A reload that puts one of
+//! gatehouse's addresses on another interface moves it (off the old, probed, onto the new);
+//! the operator's addresses stay where the operator put them. `tick` also puts back an
 //! address gatehouse added that someone removed (without probing: the claim was ours) and
 //! reports links that came back up, so the caller re-announces.
 
@@ -103,6 +105,12 @@ fn choose<'a>(vip: &Vip, links: &'a [Link], addrs: &[Address]) -> Result<Option<
     }
 }
 
+/// Whether gatehouse added `a`: a host address (/32, /128) tagged with [`GATEHOUSE_PROTO`]
+/// or listed in the ownership file. Anything else is the operator's.
+fn ours(a: &Address, file: &OwnershipFile) -> bool {
+    a.is_host() && (a.tagged() || file.contains(a.ip))
+}
+
 impl VipManager {
     pub fn new(netlink: Netlink, file: OwnershipFile, retry: Duration) -> VipManager {
         VipManager {
@@ -127,10 +135,9 @@ impl VipManager {
         self.owned.is_empty() && self.unusable.is_empty()
     }
 
-    /// Whether gatehouse added `a` (in this run or, before the first reconcile ends, an
-    /// earlier one).
+    /// Whether gatehouse added `a` (in this run or an earlier one).
     fn ours(&self, a: &Address) -> bool {
-        a.is_host() && (a.tagged() || self.file.contains(a.ip))
+        ours(a, &self.file)
     }
 
     /// Puts the `wanted` VIPs on their interfaces and takes off the ones gatehouse added that
@@ -173,13 +180,25 @@ impl VipManager {
         let mut states = BTreeMap::new();
         let mut claim = Vec::new();
         for vip in wanted {
-            match self.owned.get(&vip.address) {
-                Some(o) => {
-                    let interface = o.interface.clone();
-                    states.insert(vip.address, VipState::Active { interface });
-                }
-                None => claim.push(vip.clone()),
+            let Some(o) = self.owned.get(&vip.address) else {
+                claim.push(vip.clone());
+                continue;
+            };
+            let moved = matches!(choose(vip, &links, &addrs), Ok(Some(l)) if l.index != o.index);
+            if !(moved && o.added) {
+                let interface = o.interface.clone();
+                states.insert(vip.address, VipState::Active { interface });
+                continue;
             }
+            // The configuration now puts one of gatehouse's addresses on another interface:
+            // stop announcing it; `claim` takes it off the old one and adds it to the new.
+            if let Some(o) = self.owned.remove(&vip.address) {
+                events.push(Event::Down {
+                    ip: vip.address,
+                    interface: o.interface,
+                });
+            }
+            claim.push(vip.clone());
         }
         let claimed = self.claim(claim, &links, &addrs, &mut events).await;
         states.extend(claimed);
@@ -252,18 +271,36 @@ impl VipManager {
             };
             if let Some(present) = addrs.iter().find(|a| a.ip == vip.address) {
                 let added = self.ours(present);
-                if added {
-                    tracing::info!(vip = %vip.address, interface = %link.name, "adopted an address an earlier gatehouse added");
+                if !added || present.index == link.index {
+                    if added {
+                        // Listed too when only the tag said so (the file was lost).
+                        self.file.record(vip.address, &link.name);
+                        tracing::info!(vip = %vip.address, interface = %link.name, "adopted an address an earlier gatehouse added");
+                    }
+                    states.insert(vip.address, self.active(&vip, link, added, events));
+                    continue;
                 }
-                states.insert(vip.address, self.active(&vip, link, added, events));
-                continue;
+                // Gatehouse's, on an interface the configuration no longer picks.
+                tracing::info!(vip = %vip.address, interface = %link.name, "moving the address to the interface the configuration now picks");
+                self.remove_address(vip.address, addrs).await;
             }
-            let probe = tokio::spawn(probe::probe(link.name.clone(), vip.address));
+            let (interface, ip) = (link.name.clone(), vip.address);
+            let probe = tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = probe::probe(interface, ip).await;
+                (outcome, started.elapsed())
+            });
             probes.push((vip, link, probe));
         }
         // The probes run side by side; each takes about `probe::DURATION`.
         for (vip, link, probe) in probes {
-            let outcome = match probe.await {
+            let (outcome, took) = match probe.await {
+                Ok((outcome, took)) => (Ok(outcome), took),
+                Err(e) => (Err(e), Duration::ZERO),
+            };
+            let probe_ms = took.as_millis();
+            tracing::debug!(vip = %vip.address, interface = %link.name, probe_ms, "duplicate address probe: {outcome:?}");
+            let outcome = match outcome {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(e)) => {
                     tracing::warn!(vip = %vip.address, interface = %link.name, "cannot check whether another host uses the address; adding it anyway: {e}");
@@ -292,7 +329,7 @@ impl VipManager {
                 states.insert(vip.address, state);
                 continue;
             }
-            tracing::info!(vip = %vip.address, interface = %link.name, "address added");
+            tracing::info!(vip = %vip.address, interface = %link.name, probe_ms, "address added");
             states.insert(vip.address, self.active(&vip, link, true, events));
         }
         states
@@ -421,5 +458,101 @@ impl VipManager {
     /// The netlink connection, for the caller's own queries.
     pub fn netlink(&self) -> &Netlink {
         &self.netlink
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::GATEHOUSE_PROTO;
+    use gatehouse_model::resource::{Kind, ResourceKey};
+
+    fn link(index: u32, name: &str, loopback: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            up: true,
+            loopback,
+            mac: (!loopback).then_some([2, 0, 0, 0, 0, index as u8]),
+        }
+    }
+
+    fn addr(index: u32, ip: &str, prefix_len: u8, proto: Option<u8>) -> Address {
+        Address::for_test(index, ip.parse().unwrap(), prefix_len, proto)
+    }
+
+    fn vip(ip: &str, interface: Option<&str>) -> Vip {
+        Vip {
+            gateway: ResourceKey::new(Kind::Gateway, "default", "gw"),
+            address: ip.parse().unwrap(),
+            interface: interface.map(str::to_owned),
+        }
+    }
+
+    fn links() -> Vec<Link> {
+        vec![
+            link(1, "lo", true),
+            link(2, "eth0", false),
+            link(3, "eth1", false),
+        ]
+    }
+
+    fn addrs() -> Vec<Address> {
+        vec![
+            addr(1, "127.0.0.1", 8, None),
+            addr(2, "192.0.2.1", 24, None),
+            addr(3, "192.0.2.129", 25, None),
+            addr(2, "2001:db8::1", 64, None),
+            // A host address is a VIP, not a connected subnet.
+            addr(3, "198.51.100.7", 32, None),
+        ]
+    }
+
+    fn chosen(v: &Vip) -> Result<Option<String>, String> {
+        let (links, addrs) = (links(), addrs());
+        choose(v, &links, &addrs).map(|l| l.map(|l| l.name.clone()))
+    }
+
+    #[test]
+    fn the_longest_connected_subnet_that_holds_the_vip_picks_the_interface() {
+        assert_eq!(chosen(&vip("192.0.2.10", None)), Ok(Some("eth0".into())));
+        assert_eq!(chosen(&vip("192.0.2.200", None)), Ok(Some("eth1".into())));
+        assert_eq!(chosen(&vip("2001:db8::100", None)), Ok(Some("eth0".into())));
+    }
+
+    #[test]
+    fn a_named_interface_wins_over_the_subnet_and_must_exist() {
+        assert_eq!(
+            chosen(&vip("192.0.2.10", Some("eth1"))),
+            Ok(Some("eth1".into()))
+        );
+        let missing = chosen(&vip("192.0.2.10", Some("eth9"))).unwrap_err();
+        assert!(missing.contains("no interface named eth9"), "{missing}");
+    }
+
+    #[test]
+    fn a_vip_in_the_loopback_subnet_is_local() {
+        assert_eq!(chosen(&vip("127.0.0.53", None)), Ok(None));
+    }
+
+    #[test]
+    fn a_vip_no_subnet_holds_asks_for_an_interface_and_host_addresses_are_not_subnets() {
+        let why = chosen(&vip("198.51.100.8", None)).unwrap_err();
+        assert!(why.contains("interface = "), "{why}");
+    }
+
+    #[test]
+    fn gatehouses_addresses_are_tagged_or_listed_host_addresses_and_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = OwnershipFile::open(dir.path());
+        file.record("192.0.2.11".parse().unwrap(), "eth0");
+        let tag = Some(GATEHOUSE_PROTO);
+        assert!(ours(&addr(2, "192.0.2.10", 32, tag), &file));
+        assert!(ours(&addr(2, "2001:db8::10", 128, tag), &file));
+        assert!(ours(&addr(2, "192.0.2.11", 32, None), &file));
+        // The operator's: untagged and unlisted, another program's tag, or a subnet.
+        assert!(!ours(&addr(2, "192.0.2.12", 32, None), &file));
+        assert!(!ours(&addr(2, "192.0.2.12", 32, Some(3)), &file));
+        assert!(!ours(&addr(2, "192.0.2.11", 24, tag), &file));
     }
 }
