@@ -5,6 +5,8 @@
 //!   still configured (announced, served, removed on `SIGTERM`) and removes the others,
 //!   through `<stateDir>/vips.json` and, with that file gone, through the address tag alone;
 //!   the operator's address is never removed;
+//! - a reload that names another interface for one of gatehouse's VIPs moves the address
+//!   there (and `vips.json` follows);
 //! - a VIP another namespace on the bridge already answers for is not claimed: `/status`
 //!   shows `Programmed=False`, `AddressNotUsable`, naming that namespace's MAC; once it lets
 //!   go of the address, gatehouse claims it within `conflictRetry` (plus a probe).
@@ -119,6 +121,11 @@ fn after_a_sigkill_the_next_gatehouse_adopts_kept_vips_and_removes_dropped_ones(
     );
     assert_host_address(&gw, VIP4, &gw.iface);
     assert_served(&client, VIP4, "echo-a");
+    let listed = ownership_file(&gh);
+    assert!(
+        listed.contains(&format!("\"{VIP4}\"")),
+        "{VIP4}, adopted by its tag, is listed again: {listed}"
+    );
 
     // A clean stop leaves none of gatehouse's addresses behind, and the operator's.
     let status = gh.stop();
@@ -227,6 +234,61 @@ fn a_vip_another_host_answers_for_is_not_claimed_until_that_host_lets_go() {
     assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
     assert!(!has_addr(&gw.ns, VIP4) && !has_addr(&gw.ns, VIP6));
 
+    drop(echo);
+    finish(net);
+}
+
+#[test]
+fn a_reload_that_names_another_interface_moves_gatehouses_address_there() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a"]);
+    let gw = net.host("a").clone();
+    // A second interface in the gateway's namespace (one end of a veth pair whose other end
+    // has no address): nothing answers probes on it.
+    let other = "gh-move0";
+    vips_support::ip(&[
+        "-n", &gw.ns, "link", "add", other, "type", "veth", "peer", "name", "gh-move1",
+    ]);
+    vips_support::ip(&["-n", &gw.ns, "link", "set", "gh-move1", "up"]);
+    vips_support::ip(&["-n", &gw.ns, "link", "set", other, "up"]);
+    let echo = start_echo(&gw.ns, "echo-a");
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    let first = [(VIP4, None), (VIP6, None)];
+    gh.write(&gh.config(&(gateway("gw", &first) + &echo_service())));
+    gh.start();
+    assert_host_address(&gw, VIP4, &gw.iface);
+    assert_host_address(&gw, VIP6, &gw.iface);
+
+    let moved = [(VIP4, Some(other)), (VIP6, None)];
+    gh.reconfigure(&gh.config(&(gateway("gw", &moved) + &echo_service())));
+    let on_other = wait_until(DEADLINE, || {
+        vips_support::addr_line(&gw.ns, VIP4)
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
+    });
+    assert!(
+        on_other,
+        "{VIP4} did not move to {other}:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    assert_host_address(&gw, VIP4, other);
+    assert_host_address(&gw, VIP6, &gw.iface);
+    let listed = ownership_file(&gh);
+    assert!(
+        listed.contains(&format!("\"{other}\"")),
+        "vips.json after the move: {listed}"
+    );
+
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    assert!(
+        !has_addr(&gw.ns, VIP4) && !has_addr(&gw.ns, VIP6),
+        "left behind after SIGTERM:\n{}",
+        addresses(&gw.ns)
+    );
     drop(echo);
     finish(net);
 }
