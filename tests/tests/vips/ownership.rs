@@ -282,6 +282,10 @@ fn a_reload_that_names_another_interface_moves_gatehouses_address_there() {
         "vips.json after the move: {listed}"
     );
 
+    for line in gh.log().lines().filter(|l| l.contains("address added")) {
+        eprintln!("{line}");
+    }
+
     let status = gh.stop();
     assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
     assert!(
