@@ -179,6 +179,7 @@ impl VipManager {
         }
         let mut states = BTreeMap::new();
         let mut claim = Vec::new();
+        let mut moving = Vec::new();
         for vip in wanted {
             let Some(o) = self.owned.get(&vip.address) else {
                 claim.push(vip.clone());
@@ -191,15 +192,25 @@ impl VipManager {
                 continue;
             }
             // The configuration now puts one of gatehouse's addresses on another interface:
-            // stop announcing it; `claim` takes it off the old one and adds it to the new.
-            if let Some(o) = self.owned.remove(&vip.address) {
-                events.push(Event::Down {
-                    ip: vip.address,
-                    interface: o.interface,
-                });
-            }
+            // stop announcing it and take it off the old one (known to be ours here, even
+            // without the tag or the file); `claim` adds it to the new one.
+            moving.push(vip.address);
             claim.push(vip.clone());
         }
+        let addrs = if moving.is_empty() {
+            addrs
+        } else {
+            for ip in moving {
+                if let Some(o) = self.owned.remove(&ip) {
+                    events.push(Event::Down {
+                        ip,
+                        interface: o.interface,
+                    });
+                    self.remove_address(ip, &addrs).await;
+                }
+            }
+            self.netlink.addresses().await.unwrap_or(addrs)
+        };
         let claimed = self.claim(claim, &links, &addrs, &mut events).await;
         states.extend(claimed);
         // Only wanted VIPs that are still unusable are retried.
@@ -280,7 +291,8 @@ impl VipManager {
                     states.insert(vip.address, self.active(&vip, link, added, events));
                     continue;
                 }
-                // Gatehouse's, on an interface the configuration no longer picks.
+                // Gatehouse's, left by an earlier run on an interface the configuration no
+                // longer picks.
                 tracing::info!(vip = %vip.address, interface = %link.name, "moving the address to the interface the configuration now picks");
                 self.remove_address(vip.address, addrs).await;
             }
