@@ -16,8 +16,10 @@
 //! `retry`. An address already on the interface is not probed. A reload that puts one of
 //! gatehouse's addresses on another interface moves it (off the old, probed, onto the new);
 //! the operator's addresses stay where the operator put them. `tick` also puts back an
-//! address gatehouse added that someone removed (without probing: the claim was ours) and
-//! reports links that came back up, so the caller re-announces.
+//! address gatehouse added that someone removed (without probing: the claim was ours; when
+//! that fails, say the interface is gone, the VIP becomes unusable and is retried), claims
+//! like a new VIP an operator's address that was removed while still configured, and reports
+//! links that came back up, so the caller re-announces.
 
 use crate::netlink::{Address, Link, Netlink};
 #[cfg(doc)]
@@ -59,6 +61,8 @@ pub enum Event {
 
 #[derive(Clone, Debug)]
 struct Owned {
+    /// The VIP as the configuration last gave it.
+    vip: Vip,
     index: u32,
     interface: String,
     /// Added by gatehouse (and so removed by it); false for the operator's address.
@@ -181,11 +185,13 @@ impl VipManager {
         let mut claim = Vec::new();
         let mut moving = Vec::new();
         for vip in wanted {
-            let Some(o) = self.owned.get(&vip.address) else {
+            let chosen = choose(vip, &links, &addrs);
+            let Some(o) = self.owned.get_mut(&vip.address) else {
                 claim.push(vip.clone());
                 continue;
             };
-            let moved = matches!(choose(vip, &links, &addrs), Ok(Some(l)) if l.index != o.index);
+            o.vip.clone_from(vip);
+            let moved = matches!(chosen, Ok(Some(l)) if l.index != o.index);
             if !(moved && o.added) {
                 let interface = o.interface.clone();
                 states.insert(vip.address, VipState::Active { interface });
@@ -352,6 +358,7 @@ impl VipManager {
         self.owned.insert(
             vip.address,
             Owned {
+                vip: vip.clone(),
                 index: link.index,
                 interface: link.name.clone(),
                 added,
@@ -412,24 +419,46 @@ impl VipManager {
                 });
             }
         }
-        let put_back: Vec<(IpAddr, Owned)> = self
+        let missing: Vec<(IpAddr, Owned)> = self
             .owned
             .iter()
-            .filter(|(ip, o)| o.added && !addrs.iter().any(|a| a.ip == **ip))
+            .filter(|(ip, _)| !addrs.iter().any(|a| a.ip == **ip))
             .map(|(ip, o)| (*ip, o.clone()))
             .collect();
-        for (ip, o) in put_back {
-            self.file.record(ip, &o.interface);
-            match self.netlink.add(o.index, ip).await {
-                Ok(()) => {
-                    tracing::warn!(vip = %ip, interface = %o.interface, "address was removed from the interface: put back");
-                    events.push(Event::Up {
-                        ip,
-                        interface: o.interface.clone(),
-                    });
+        let mut changed = false;
+        for (ip, o) in missing {
+            if o.added {
+                self.file.record(ip, &o.interface);
+                match self.netlink.add(o.index, ip).await {
+                    Ok(()) => {
+                        tracing::warn!(vip = %ip, interface = %o.interface, "address was removed from the interface: put back");
+                        events.push(Event::Up {
+                            ip,
+                            interface: o.interface.clone(),
+                        });
+                        continue;
+                    }
+                    // The interface went away, say: the VIP is unusable until a retry finds
+                    // it a place, rather than failing here every second.
+                    Err(e) => {
+                        self.file.forget(ip);
+                        let why = format!("cannot put {ip} back on {}: {e}", o.interface);
+                        let state = self.not_usable(&o.vip, Some(&o.interface), why);
+                        self.states.insert(ip, state);
+                    }
                 }
-                Err(e) => tracing::error!(vip = %ip, "cannot put the address back: {e}"),
+            } else {
+                // The operator took their address away while the configuration still wants
+                // it: claimed now like any new VIP (probed, then added as gatehouse's).
+                tracing::info!(vip = %ip, interface = %o.interface, "the operator's address was removed; claiming it");
+                self.unusable.insert(ip, (o.vip.clone(), Instant::now()));
             }
+            self.owned.remove(&ip);
+            events.push(Event::Down {
+                ip,
+                interface: o.interface.clone(),
+            });
+            changed = true;
         }
         let now = Instant::now();
         let due: Vec<Vip> = self
@@ -439,10 +468,9 @@ impl VipManager {
             .map(|(vip, _)| vip.clone())
             .collect();
         if due.is_empty() {
-            return (events, false);
+            return (events, changed);
         }
         let claimed = self.claim(due, &links, &addrs, &mut events).await;
-        let mut changed = false;
         for (ip, state) in claimed {
             if self.states.get(&ip) != Some(&state) {
                 if matches!(state, VipState::Active { .. }) {
