@@ -117,6 +117,13 @@ impl Announcer {
         let Some(manager) = self.manager.as_mut() else {
             return self.report.clone();
         };
+        // Stop announcing the VIPs that leave before their addresses come off, so no refresh
+        // claims an address this host no longer has.
+        for (ip, _) in self.schedule.announced() {
+            if !snapshot.vips.iter().any(|v| v.address == ip) {
+                self.schedule.withdraw(ip);
+            }
+        }
         let events = manager
             .reconcile(&snapshot.vips, self.settings.conflict_retry)
             .await;

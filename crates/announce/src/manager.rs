@@ -13,9 +13,13 @@
 //! Before adding a VIP the manager probes for it ([`crate::probe`]). When another host
 //! answers, the VIP is not added: it is [`VipState::NotUsable`] with the other host's MAC,
 //! and, like every VIP that could not be used, tried again by [`VipManager::tick`] every
-//! `retry`. An address already on the interface is not probed. `tick` also puts back an
-//! address gatehouse added that someone removed (without probing: the claim was ours) and
-//! reports links that came back up, so the caller re-announces.
+//! `retry`. An address already on the interface is not probed. A reload that puts one of
+//! gatehouse's addresses on another interface moves it (off the old, probed, onto the new);
+//! the operator's addresses stay where the operator put them. `tick` also puts back an
+//! address gatehouse added that someone removed (without probing: the claim was ours; when
+//! that fails, say the interface is gone, the VIP becomes unusable and is retried), claims
+//! like a new VIP an operator's address that was removed while still configured, and reports
+//! links that came back up, so the caller re-announces.
 
 use crate::netlink::{Address, Link, Netlink};
 #[cfg(doc)]
@@ -57,6 +61,8 @@ pub enum Event {
 
 #[derive(Clone, Debug)]
 struct Owned {
+    /// The VIP as the configuration last gave it.
+    vip: Vip,
     index: u32,
     interface: String,
     /// Added by gatehouse (and so removed by it); false for the operator's address.
@@ -103,6 +109,12 @@ fn choose<'a>(vip: &Vip, links: &'a [Link], addrs: &[Address]) -> Result<Option<
     }
 }
 
+/// Whether gatehouse added `a`: a host address (/32, /128) tagged with [`GATEHOUSE_PROTO`]
+/// or listed in the ownership file. Anything else is the operator's.
+fn ours(a: &Address, file: &OwnershipFile) -> bool {
+    a.is_host() && (a.tagged() || file.contains(a.ip))
+}
+
 impl VipManager {
     pub fn new(netlink: Netlink, file: OwnershipFile, retry: Duration) -> VipManager {
         VipManager {
@@ -127,10 +139,9 @@ impl VipManager {
         self.owned.is_empty() && self.unusable.is_empty()
     }
 
-    /// Whether gatehouse added `a` (in this run or, before the first reconcile ends, an
-    /// earlier one).
+    /// Whether gatehouse added `a` (in this run or an earlier one).
     fn ours(&self, a: &Address) -> bool {
-        a.is_host() && (a.tagged() || self.file.contains(a.ip))
+        ours(a, &self.file)
     }
 
     /// Puts the `wanted` VIPs on their interfaces and takes off the ones gatehouse added that
@@ -172,15 +183,40 @@ impl VipManager {
         }
         let mut states = BTreeMap::new();
         let mut claim = Vec::new();
+        let mut moving = Vec::new();
         for vip in wanted {
-            match self.owned.get(&vip.address) {
-                Some(o) => {
-                    let interface = o.interface.clone();
-                    states.insert(vip.address, VipState::Active { interface });
-                }
-                None => claim.push(vip.clone()),
+            let chosen = choose(vip, &links, &addrs);
+            let Some(o) = self.owned.get_mut(&vip.address) else {
+                claim.push(vip.clone());
+                continue;
+            };
+            o.vip.clone_from(vip);
+            let moved = matches!(chosen, Ok(Some(l)) if l.index != o.index);
+            if !(moved && o.added) {
+                let interface = o.interface.clone();
+                states.insert(vip.address, VipState::Active { interface });
+                continue;
             }
+            // The configuration now puts one of gatehouse's addresses on another interface:
+            // stop announcing it and take it off the old one (known to be ours here, even
+            // without the tag or the file); `claim` adds it to the new one.
+            moving.push(vip.address);
+            claim.push(vip.clone());
         }
+        let addrs = if moving.is_empty() {
+            addrs
+        } else {
+            for ip in moving {
+                if let Some(o) = self.owned.remove(&ip) {
+                    events.push(Event::Down {
+                        ip,
+                        interface: o.interface,
+                    });
+                    self.remove_address(ip, &addrs).await;
+                }
+            }
+            self.netlink.addresses().await.unwrap_or(addrs)
+        };
         let claimed = self.claim(claim, &links, &addrs, &mut events).await;
         states.extend(claimed);
         // Only wanted VIPs that are still unusable are retried.
@@ -252,18 +288,37 @@ impl VipManager {
             };
             if let Some(present) = addrs.iter().find(|a| a.ip == vip.address) {
                 let added = self.ours(present);
-                if added {
-                    tracing::info!(vip = %vip.address, interface = %link.name, "adopted an address an earlier gatehouse added");
+                if !added || present.index == link.index {
+                    if added {
+                        // Listed too when only the tag said so (the file was lost).
+                        self.file.record(vip.address, &link.name);
+                        tracing::info!(vip = %vip.address, interface = %link.name, "adopted an address an earlier gatehouse added");
+                    }
+                    states.insert(vip.address, self.active(&vip, link, added, events));
+                    continue;
                 }
-                states.insert(vip.address, self.active(&vip, link, added, events));
-                continue;
+                // Gatehouse's, left by an earlier run on an interface the configuration no
+                // longer picks.
+                tracing::info!(vip = %vip.address, interface = %link.name, "moving the address to the interface the configuration now picks");
+                self.remove_address(vip.address, addrs).await;
             }
-            let probe = tokio::spawn(probe::probe(link.name.clone(), vip.address));
+            let (interface, ip) = (link.name.clone(), vip.address);
+            let probe = tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = probe::probe(interface, ip).await;
+                (outcome, started.elapsed())
+            });
             probes.push((vip, link, probe));
         }
         // The probes run side by side; each takes about `probe::DURATION`.
         for (vip, link, probe) in probes {
-            let outcome = match probe.await {
+            let (outcome, took) = match probe.await {
+                Ok((outcome, took)) => (Ok(outcome), took),
+                Err(e) => (Err(e), Duration::ZERO),
+            };
+            let probe_ms = took.as_millis();
+            tracing::debug!(vip = %vip.address, interface = %link.name, probe_ms, "duplicate address probe: {outcome:?}");
+            let outcome = match outcome {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(e)) => {
                     tracing::warn!(vip = %vip.address, interface = %link.name, "cannot check whether another host uses the address; adding it anyway: {e}");
@@ -292,7 +347,7 @@ impl VipManager {
                 states.insert(vip.address, state);
                 continue;
             }
-            tracing::info!(vip = %vip.address, interface = %link.name, "address added");
+            tracing::info!(vip = %vip.address, interface = %link.name, probe_ms, "address added");
             states.insert(vip.address, self.active(&vip, link, true, events));
         }
         states
@@ -303,6 +358,7 @@ impl VipManager {
         self.owned.insert(
             vip.address,
             Owned {
+                vip: vip.clone(),
                 index: link.index,
                 interface: link.name.clone(),
                 added,
@@ -363,24 +419,46 @@ impl VipManager {
                 });
             }
         }
-        let put_back: Vec<(IpAddr, Owned)> = self
+        let missing: Vec<(IpAddr, Owned)> = self
             .owned
             .iter()
-            .filter(|(ip, o)| o.added && !addrs.iter().any(|a| a.ip == **ip))
+            .filter(|(ip, _)| !addrs.iter().any(|a| a.ip == **ip))
             .map(|(ip, o)| (*ip, o.clone()))
             .collect();
-        for (ip, o) in put_back {
-            self.file.record(ip, &o.interface);
-            match self.netlink.add(o.index, ip).await {
-                Ok(()) => {
-                    tracing::warn!(vip = %ip, interface = %o.interface, "address was removed from the interface: put back");
-                    events.push(Event::Up {
-                        ip,
-                        interface: o.interface.clone(),
-                    });
+        let mut changed = false;
+        for (ip, o) in missing {
+            if o.added {
+                self.file.record(ip, &o.interface);
+                match self.netlink.add(o.index, ip).await {
+                    Ok(()) => {
+                        tracing::warn!(vip = %ip, interface = %o.interface, "address was removed from the interface: put back");
+                        events.push(Event::Up {
+                            ip,
+                            interface: o.interface.clone(),
+                        });
+                        continue;
+                    }
+                    // The interface went away, say: the VIP is unusable until a retry finds
+                    // it a place, rather than failing here every second.
+                    Err(e) => {
+                        self.file.forget(ip);
+                        let why = format!("cannot put {ip} back on {}: {e}", o.interface);
+                        let state = self.not_usable(&o.vip, Some(&o.interface), why);
+                        self.states.insert(ip, state);
+                    }
                 }
-                Err(e) => tracing::error!(vip = %ip, "cannot put the address back: {e}"),
+            } else {
+                // The operator took their address away while the configuration still wants
+                // it: claimed now like any new VIP (probed, then added as gatehouse's).
+                tracing::info!(vip = %ip, interface = %o.interface, "the operator's address was removed; claiming it");
+                self.unusable.insert(ip, (o.vip.clone(), Instant::now()));
             }
+            self.owned.remove(&ip);
+            events.push(Event::Down {
+                ip,
+                interface: o.interface.clone(),
+            });
+            changed = true;
         }
         let now = Instant::now();
         let due: Vec<Vip> = self
@@ -390,10 +468,9 @@ impl VipManager {
             .map(|(vip, _)| vip.clone())
             .collect();
         if due.is_empty() {
-            return (events, false);
+            return (events, changed);
         }
         let claimed = self.claim(due, &links, &addrs, &mut events).await;
-        let mut changed = false;
         for (ip, state) in claimed {
             if self.states.get(&ip) != Some(&state) {
                 if matches!(state, VipState::Active { .. }) {
@@ -421,5 +498,101 @@ impl VipManager {
     /// The netlink connection, for the caller's own queries.
     pub fn netlink(&self) -> &Netlink {
         &self.netlink
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::GATEHOUSE_PROTO;
+    use gatehouse_model::resource::{Kind, ResourceKey};
+
+    fn link(index: u32, name: &str, loopback: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            up: true,
+            loopback,
+            mac: (!loopback).then_some([2, 0, 0, 0, 0, index as u8]),
+        }
+    }
+
+    fn addr(index: u32, ip: &str, prefix_len: u8, proto: Option<u8>) -> Address {
+        Address::for_test(index, ip.parse().unwrap(), prefix_len, proto)
+    }
+
+    fn vip(ip: &str, interface: Option<&str>) -> Vip {
+        Vip {
+            gateway: ResourceKey::new(Kind::Gateway, "default", "gw"),
+            address: ip.parse().unwrap(),
+            interface: interface.map(str::to_owned),
+        }
+    }
+
+    fn links() -> Vec<Link> {
+        vec![
+            link(1, "lo", true),
+            link(2, "eth0", false),
+            link(3, "eth1", false),
+        ]
+    }
+
+    fn addrs() -> Vec<Address> {
+        vec![
+            addr(1, "127.0.0.1", 8, None),
+            addr(2, "192.0.2.1", 24, None),
+            addr(3, "192.0.2.129", 25, None),
+            addr(2, "2001:db8::1", 64, None),
+            // A host address is a VIP, not a connected subnet.
+            addr(3, "198.51.100.7", 32, None),
+        ]
+    }
+
+    fn chosen(v: &Vip) -> Result<Option<String>, String> {
+        let (links, addrs) = (links(), addrs());
+        choose(v, &links, &addrs).map(|l| l.map(|l| l.name.clone()))
+    }
+
+    #[test]
+    fn the_longest_connected_subnet_that_holds_the_vip_picks_the_interface() {
+        assert_eq!(chosen(&vip("192.0.2.10", None)), Ok(Some("eth0".into())));
+        assert_eq!(chosen(&vip("192.0.2.200", None)), Ok(Some("eth1".into())));
+        assert_eq!(chosen(&vip("2001:db8::100", None)), Ok(Some("eth0".into())));
+    }
+
+    #[test]
+    fn a_named_interface_wins_over_the_subnet_and_must_exist() {
+        assert_eq!(
+            chosen(&vip("192.0.2.10", Some("eth1"))),
+            Ok(Some("eth1".into()))
+        );
+        let missing = chosen(&vip("192.0.2.10", Some("eth9"))).unwrap_err();
+        assert!(missing.contains("no interface named eth9"), "{missing}");
+    }
+
+    #[test]
+    fn a_vip_in_the_loopback_subnet_is_local() {
+        assert_eq!(chosen(&vip("127.0.0.53", None)), Ok(None));
+    }
+
+    #[test]
+    fn a_vip_no_subnet_holds_asks_for_an_interface_and_host_addresses_are_not_subnets() {
+        let why = chosen(&vip("198.51.100.8", None)).unwrap_err();
+        assert!(why.contains("interface = "), "{why}");
+    }
+
+    #[test]
+    fn gatehouses_addresses_are_tagged_or_listed_host_addresses_and_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = OwnershipFile::open(dir.path());
+        file.record("192.0.2.11".parse().unwrap(), "eth0");
+        let tag = Some(GATEHOUSE_PROTO);
+        assert!(ours(&addr(2, "192.0.2.10", 32, tag), &file));
+        assert!(ours(&addr(2, "2001:db8::10", 128, tag), &file));
+        assert!(ours(&addr(2, "192.0.2.11", 32, None), &file));
+        // The operator's: untagged and unlisted, another program's tag, or a subnet.
+        assert!(!ours(&addr(2, "192.0.2.12", 32, None), &file));
+        assert!(!ours(&addr(2, "192.0.2.12", 32, Some(3)), &file));
+        assert!(!ours(&addr(2, "192.0.2.11", 24, tag), &file));
     }
 }

@@ -59,6 +59,20 @@ impl Address {
     }
 }
 
+#[cfg(test)]
+impl Address {
+    /// An address as a dump would report it, for the manager's unit tests.
+    pub fn for_test(index: u32, ip: IpAddr, prefix_len: u8, proto: Option<u8>) -> Address {
+        Address {
+            index,
+            ip,
+            prefix_len,
+            proto,
+            message: AddressMessage::default(),
+        }
+    }
+}
+
 /// A netlink connection (in the network namespace of the process).
 #[derive(Clone, Debug)]
 pub struct Netlink {

@@ -5,6 +5,10 @@
 //!   still configured (announced, served, removed on `SIGTERM`) and removes the others,
 //!   through `<stateDir>/vips.json` and, with that file gone, through the address tag alone;
 //!   the operator's address is never removed;
+//! - a reload that names another interface for one of gatehouse's VIPs moves the address
+//!   there (and `vips.json` follows);
+//! - a VIP whose interface vanishes is `AddressNotUsable` until the interface comes back;
+//!   an operator's address removed while still configured is claimed as gatehouse's;
 //! - a VIP another namespace on the bridge already answers for is not claimed: `/status`
 //!   shows `Programmed=False`, `AddressNotUsable`, naming that namespace's MAC; once it lets
 //!   go of the address, gatehouse claims it within `conflictRetry` (plus a probe).
@@ -119,6 +123,11 @@ fn after_a_sigkill_the_next_gatehouse_adopts_kept_vips_and_removes_dropped_ones(
     );
     assert_host_address(&gw, VIP4, &gw.iface);
     assert_served(&client, VIP4, "echo-a");
+    let listed = ownership_file(&gh);
+    assert!(
+        listed.contains(&format!("\"{VIP4}\"")),
+        "{VIP4}, adopted by its tag, is listed again: {listed}"
+    );
 
     // A clean stop leaves none of gatehouse's addresses behind, and the operator's.
     let status = gh.stop();
@@ -227,6 +236,161 @@ fn a_vip_another_host_answers_for_is_not_claimed_until_that_host_lets_go() {
     assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
     assert!(!has_addr(&gw.ns, VIP4) && !has_addr(&gw.ns, VIP6));
 
+    drop(echo);
+    finish(net);
+}
+
+#[test]
+fn a_reload_that_names_another_interface_moves_gatehouses_address_there() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a"]);
+    let gw = net.host("a").clone();
+    let other = second_interface(&gw.ns);
+    let echo = start_echo(&gw.ns, "echo-a");
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    let first = [(VIP4, None), (VIP6, None)];
+    gh.write(&gh.config(&(gateway("gw", &first) + &echo_service())));
+    gh.start();
+    assert_host_address(&gw, VIP4, &gw.iface);
+    assert_host_address(&gw, VIP6, &gw.iface);
+
+    let moved = [(VIP4, Some(other)), (VIP6, None)];
+    gh.reconfigure(&gh.config(&(gateway("gw", &moved) + &echo_service())));
+    let on_other = wait_until(DEADLINE, || {
+        vips_support::addr_line(&gw.ns, VIP4)
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
+    });
+    assert!(
+        on_other,
+        "{VIP4} did not move to {other}:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    assert_host_address(&gw, VIP4, other);
+    assert_host_address(&gw, VIP6, &gw.iface);
+    let listed = ownership_file(&gh);
+    assert!(
+        listed.contains(&format!("\"{other}\"")),
+        "vips.json after the move: {listed}"
+    );
+
+    for line in gh.log().lines().filter(|l| l.contains("address added")) {
+        eprintln!("{line}");
+    }
+
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    assert!(
+        !has_addr(&gw.ns, VIP4) && !has_addr(&gw.ns, VIP6),
+        "left behind after SIGTERM:\n{}",
+        addresses(&gw.ns)
+    );
+    drop(echo);
+    finish(net);
+}
+
+/// A veth pair `gh-move0`/`gh-move1` in `ns`, both up: a second interface on which nothing
+/// answers probes.
+fn second_interface(ns: &str) -> &'static str {
+    vips_support::ip(&[
+        "-n", ns, "link", "add", "gh-move0", "type", "veth", "peer", "name", "gh-move1",
+    ]);
+    vips_support::ip(&["-n", ns, "link", "set", "gh-move1", "up"]);
+    vips_support::ip(&["-n", ns, "link", "set", "gh-move0", "up"]);
+    "gh-move0"
+}
+
+#[test]
+fn a_vip_whose_interface_vanishes_is_not_usable_until_the_interface_returns() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a"]);
+    let gw = net.host("a").clone();
+    let other = second_interface(&gw.ns);
+    let echo = start_echo(&gw.ns, "echo-a");
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    gh.write(&gh.config(&(gateway("gw", &[(VIP4, Some(other))]) + &echo_service())));
+    gh.start();
+    assert_host_address(&gw, VIP4, other);
+
+    // Deleting one end of the pair deletes both, and the address with them.
+    vips_support::ip(&["-n", &gw.ns, "link", "del", other]);
+    let not_usable = wait_until(DEADLINE, || {
+        gateway_condition(&gh.status(), "gw", "Programmed")
+            .is_some_and(|c| c["status"] == "False" && c["reason"] == "AddressNotUsable")
+    });
+    assert!(
+        not_usable,
+        "gw is still Programmed after {other} went away: {:#}\n{}",
+        gh.status(),
+        gh.log()
+    );
+    let message = gateway_condition(&gh.status(), "gw", "Programmed").unwrap()["message"].clone();
+    eprintln!("after the interface went away: {message}");
+    // Logged once, not at every tick.
+    assert_eq!(gh.log().matches("cannot put").count(), 1, "{}", gh.log());
+
+    second_interface(&gw.ns);
+    let within = Duration::from_secs(CONFLICT_RETRY_SECONDS + 3);
+    let back = wait_until(within, || {
+        vips_support::addr_line(&gw.ns, VIP4)
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
+    });
+    assert!(
+        back,
+        "{VIP4} not back on {other} within {within:?}:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    let programmed = wait_until(DEADLINE, || {
+        gateway_condition(&gh.status(), "gw", "Programmed").is_some_and(|c| c["status"] == "True")
+    });
+    assert!(programmed, "gw not Programmed again: {:#}", gh.status());
+
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    assert!(!has_addr(&gw.ns, VIP4), "{}", addresses(&gw.ns));
+    drop(echo);
+    finish(net);
+}
+
+#[test]
+fn an_operators_address_removed_while_configured_is_claimed_as_gatehouses() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(&["a", "c"]);
+    let (gw, client) = (net.host("a").clone(), net.host("c").clone());
+    let pre = format!("{PRE_EXISTING}/32");
+    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    let echo = start_echo(&gw.ns, "echo-a");
+
+    let mut gh = Gatehouse::new(&gw.ns);
+    gh.write(&gh.config(&(gateway("gw", &[(PRE_EXISTING, None)]) + &echo_service())));
+    gh.start();
+    assert_served(&client, PRE_EXISTING, "echo-a");
+    assert!(!ownership_file(&gh).contains(PRE_EXISTING));
+
+    vips_support::ip(&["-n", &gw.ns, "addr", "del", &pre, "dev", &gw.iface]);
+    let claimed = wait_until(DEADLINE, || ownership_file(&gh).contains(PRE_EXISTING));
+    assert!(
+        claimed,
+        "{PRE_EXISTING} was not claimed after the operator removed it:\n{}\n{}",
+        addresses(&gw.ns),
+        gh.log()
+    );
+    assert_host_address(&gw, PRE_EXISTING, &gw.iface);
+    assert_served(&client, PRE_EXISTING, "echo-a");
+
+    // Now it is gatehouse's: a clean stop takes it off.
+    let status = gh.stop();
+    assert!(status.success(), "SIGTERM: exit {status}\n{}", gh.log());
+    assert!(!has_addr(&gw.ns, PRE_EXISTING), "{}", addresses(&gw.ns));
     drop(echo);
     finish(net);
 }
