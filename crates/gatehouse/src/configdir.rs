@@ -13,7 +13,7 @@
 
 use anyhow::{Context, Result, bail};
 use gatehouse_config::{MAIN_FILE, SourceFile};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -142,16 +142,12 @@ impl Fingerprint {
             .unwrap_or(Duration::MAX)
     }
 
-    /// Files that are empty now and were not in `before`.
-    fn emptied(&self, before: &Fingerprint) -> BTreeSet<PathBuf> {
-        self.0
-            .iter()
-            .filter(|(p, now)| {
-                matches!(now, Some((0, _)))
-                    && matches!(before.0.get(*p), Some(Some((len, _))) if *len > 0)
-            })
-            .map(|(p, _)| p.clone())
-            .collect()
+    /// Whether a file is empty now that was not in `before`.
+    fn emptied_since(&self, before: &Fingerprint) -> bool {
+        self.0.iter().any(|(p, now)| {
+            matches!(now, Some((0, _)))
+                && matches!(before.0.get(p), Some(Some((len, _))) if *len > 0)
+        })
     }
 }
 
@@ -186,10 +182,10 @@ pub fn read_settled<T>(
         .unwrap_or_else(Instant::now);
     loop {
         let busy = started.elapsed() < settle.give_up;
-        let needed = if seen.emptied(before).is_empty() {
-            settle.window
-        } else {
+        let needed = if seen.emptied_since(before) {
             settle.emptied
+        } else {
+            settle.window
         };
         if since.elapsed() < needed && busy {
             std::thread::sleep(poll);

@@ -63,9 +63,9 @@ pub enum Applied {
 
 /// How long files must be left alone before a reload reads them. A file change waits for
 /// the debounce window of quiet, and for emptied files to fill (an in-place writer truncates
-/// first). SIGHUP is the operator saying the files are ready: read at once (and again if
-/// they change during the read).
-fn settle(trigger: Trigger) -> Settle {
+/// first). Start-up and SIGHUP (the operator saying the files are ready) read at once, and
+/// again if a file changes during the read.
+pub fn settle(trigger: Trigger) -> Settle {
     let (window, emptied) = match trigger {
         Trigger::FileChange => (crate::watch::DEBOUNCE, Duration::from_secs(3)),
         Trigger::Start | Trigger::Signal => (Duration::ZERO, Duration::ZERO),

@@ -30,11 +30,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &args.config,
         &[],
         &configdir::Fingerprint::default(),
-        configdir::Settle {
-            window: crate::watch::DEBOUNCE,
-            emptied: crate::watch::DEBOUNCE,
-            give_up: Duration::from_secs(5),
-        },
+        crate::controller::settle(Trigger::Start),
         || configdir::read(&args.config),
     )?;
     let doc = match gatehouse_config::parse(&files) {
