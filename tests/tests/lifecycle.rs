@@ -426,3 +426,75 @@ fn under_journald_log_lines_have_no_timestamps_and_no_colours() {
         );
     }
 }
+
+/// keepalived's readiness check (`gatehouse status --ready --hold`, [announce] mode =
+/// "keepalived") answers "not ready" the moment a drain starts, not when its hold runs out:
+/// keepalived then moves the addresses to the other box while this one finishes its
+/// in-flight requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_readiness_check_fails_as_soon_as_the_drain_starts() {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8080));
+    let mut gw = Gateway::start(ConfigDir::with_main(&gateway_toml(ip, &echo)), &[addr]);
+    let admin = gw.admin.to_string();
+    let ready = |hold: &str| {
+        let mut cmd = Command::new(gatehouse_bin());
+        cmd.args(["status", "--ready", "--admin", &admin]);
+        if !hold.is_empty() {
+            cmd.args(["--hold", hold]);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    };
+    let now = ready("").output().unwrap();
+    assert!(now.status.success(), "{now:?}");
+    assert_eq!(String::from_utf8_lossy(&now.stdout), "ready\n");
+
+    // A request in flight for 4 s keeps the drain going longer than the 3 s hold.
+    let slow = tokio::spawn(async move {
+        let mut c = Client::http1(addr);
+        c.get("app.test", "/slow?delay=4000ms").await
+    });
+    let echo = tokio::task::spawn_blocking(move || {
+        assert!(
+            echo.wait_for_requests("/slow", 1, DEADLINE),
+            "the slow request never arrived"
+        );
+        echo
+    })
+    .await
+    .unwrap();
+    let held = ready("3s").spawn().unwrap();
+    // Let the check be held before the drain starts. Should it arrive later, the answer is
+    // 503 all the same (a drain that has begun answers at once), so this wait only makes
+    // the held path the likely one; it decides nothing.
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = tokio::task::spawn_blocking(move || {
+        let s = gw.stop();
+        (s, gw)
+    });
+    let out = tokio::task::spawn_blocking(move || held.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not ready (503"),
+        "the drain must answer the held check with 503, not the process exit: {stderr}"
+    );
+    assert_eq!(
+        slow.await.unwrap().status,
+        200,
+        "the in-flight request was cut"
+    );
+    let (status, gw) = stopping.await.unwrap();
+    assert!(status.success(), "exit {status}: {}", gw.log());
+    drop(echo);
+
+    // Nobody listening: not ready, at once.
+    let gone = ready("3s").output().unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach the admin listener"));
+}

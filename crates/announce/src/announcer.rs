@@ -8,10 +8,17 @@
 //! [`Schedule`]'s per-VIP announcements. Every call returns or keeps a [`Report`]: the state
 //! of each VIP, which the daemon maps into metrics and Gateway status.
 //!
+//! In `[announce] mode = "keepalived"` the [`Keepalived`] writer takes the manager's place:
+//! it writes keepalived's include file, and each VIP's state is read from the interfaces
+//! (on this box: [`VipState::Active`]; elsewhere: [`VipState::Standby`]). Switching modes
+//! hands the addresses over: from "self" to "keepalived", gatehouse takes off the addresses
+//! it added; back to "self", the instances it wrote for keepalived are removed.
+//!
 //! Retries: a VIP that could not be used (another host answered the probe, no interface
 //! holds it, netlink refused) is tried again by `tick` every `[announce] conflictRetry`
 //! (10 s by default); `tick` returns a new report only when some VIP's state changed.
 
+use crate::keepalived::{self, Keepalived};
 pub use crate::manager::VipState;
 use crate::manager::{Event, VipManager};
 use crate::netlink::Netlink;
@@ -19,7 +26,7 @@ use crate::ownership::OwnershipFile;
 use crate::pnet_sender::PnetSender;
 use crate::schedule::{FrameEvent, Schedule};
 use gatehouse_model::Snapshot;
-use gatehouse_model::settings::Announce;
+use gatehouse_model::settings::{Announce, AnnounceMode};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +50,10 @@ pub struct Announcer {
     state_dir: PathBuf,
     settings: Announce,
     manager: Option<VipManager>,
+    /// `[announce] mode = "keepalived"`: writes keepalived's configuration instead.
+    keepalived: Option<Keepalived>,
+    /// Whether the first apply happened (leftovers of an earlier run are dealt with then).
+    started: bool,
     /// For [`Announcer::host_addresses`] when no VIP needed a manager.
     netlink: Option<Netlink>,
     report: Report,
@@ -71,6 +82,8 @@ impl Announcer {
             state_dir: state_dir.to_owned(),
             settings,
             manager: None,
+            keepalived: None,
+            started: false,
             netlink: None,
             report: Report::default(),
         }
@@ -87,6 +100,13 @@ impl Announcer {
     pub async fn apply(&mut self, snapshot: &Snapshot) -> Report {
         self.settings = snapshot.settings.announce.clone();
         self.schedule.set_settings(self.settings.clone());
+        let first = !std::mem::replace(&mut self.started, true);
+        if self.settings.mode == AnnounceMode::Keepalived {
+            return self.apply_keepalived(snapshot, first).await;
+        }
+        if self.keepalived.take().is_some() || first {
+            keepalived::retire(&snapshot.settings.ha);
+        }
         if self.manager.is_none() {
             match Netlink::connect() {
                 Ok(netlink) => {
@@ -98,18 +118,7 @@ impl Announcer {
                     if !snapshot.vips.is_empty() {
                         tracing::error!("VIPs cannot be managed: {e}");
                     }
-                    let why = e.to_string();
-                    self.report.vips = snapshot
-                        .vips
-                        .iter()
-                        .map(|v| {
-                            let state = VipState::NotUsable {
-                                interface: None,
-                                why: why.clone(),
-                            };
-                            (v.address, state)
-                        })
-                        .collect();
+                    self.report.vips = unusable(snapshot, &e.to_string());
                     return self.report.clone();
                 }
             }
@@ -132,10 +141,50 @@ impl Announcer {
         self.report.clone()
     }
 
+    /// keepalived mode: hands over what mode "self" left, then writes keepalived's file.
+    async fn apply_keepalived(&mut self, snapshot: &Snapshot, first: bool) -> Report {
+        if let Some(mut manager) = self.manager.take() {
+            // A reload from mode "self": keepalived claims the addresses from now on.
+            self.schedule.withdraw_all();
+            manager.withdraw_all().await;
+            self.netlink = Some(manager.netlink().clone());
+        }
+        if self.keepalived.is_none() {
+            let netlink = match self.netlink.clone().map_or_else(Netlink::connect, Ok) {
+                Ok(n) => n,
+                Err(e) => {
+                    let why = format!("cannot read the interfaces: {e}");
+                    tracing::error!("{why}");
+                    self.report.vips = unusable(snapshot, &why);
+                    return self.report.clone();
+                }
+            };
+            if first {
+                VipManager::hand_over(&netlink, &self.state_dir).await;
+            }
+            let exe =
+                std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/gatehouse"));
+            self.keepalived = Some(Keepalived::new(netlink, exe));
+        }
+        let Some(k) = self.keepalived.as_mut() else {
+            return self.report.clone();
+        };
+        self.report.vips = k.apply(snapshot).await;
+        self.report.clone()
+    }
+
     /// Once a second: puts back removed addresses, re-announces on links that came back up,
     /// retries unusable VIPs when `conflictRetry` has passed. Returns a new report when some
     /// VIP's state changed.
     pub async fn tick(&mut self) -> Option<Report> {
+        if let Some(k) = self.keepalived.as_mut() {
+            let vips = k.roles().await?;
+            if vips == self.report.vips {
+                return None;
+            }
+            self.report.vips = vips;
+            return Some(self.report.clone());
+        }
         let manager = self.manager.as_mut().filter(|m| !m.idle())?;
         let (events, changed) = manager.tick().await;
         let states = manager.states().clone();
@@ -150,13 +199,14 @@ impl Announcer {
     /// The host's addresses: those of interfaces that are up, without IPv6 link-local ones,
     /// sorted IPv4 first; the loopback's when there are no others.
     pub async fn host_addresses(&mut self) -> Vec<IpAddr> {
-        if self.manager.is_none() && self.netlink.is_none() {
+        if self.manager.is_none() && self.keepalived.is_none() && self.netlink.is_none() {
             self.netlink = Netlink::connect().ok();
         }
-        let netlink = match (&self.manager, &self.netlink) {
-            (Some(m), _) => m.netlink(),
-            (None, Some(n)) => n,
-            (None, None) => return Vec::new(),
+        let netlink = match (&self.manager, &self.keepalived, &self.netlink) {
+            (Some(m), _, _) => m.netlink(),
+            (None, Some(k), _) => k.netlink(),
+            (None, None, Some(n)) => n,
+            (None, None, None) => return Vec::new(),
         };
         let (Ok(links), Ok(addrs)) = (netlink.links().await, netlink.addresses().await) else {
             return Vec::new();
@@ -183,7 +233,8 @@ impl Announcer {
     }
 
     /// Stops announcing, removes every address gatehouse added and updates the ownership
-    /// file.
+    /// file. In keepalived mode nothing is touched: the readiness check fails once gatehouse
+    /// is gone, and keepalived moves the addresses to the other box.
     pub async fn shutdown(&mut self) {
         self.schedule.withdraw_all();
         if let Some(m) = self.manager.as_mut() {
@@ -217,4 +268,19 @@ impl Announcer {
             }
         }
     }
+}
+
+/// Every VIP of `snapshot` as unusable, for `why`.
+fn unusable(snapshot: &Snapshot, why: &str) -> BTreeMap<IpAddr, VipState> {
+    snapshot
+        .vips
+        .iter()
+        .map(|v| {
+            let state = VipState::NotUsable {
+                interface: None,
+                why: why.to_string(),
+            };
+            (v.address, state)
+        })
+        .collect()
 }

@@ -21,6 +21,8 @@
 //!   withdrawal), per-VIP/reason counters, and the [`LinkSender`] trait it sends through.
 //! - [`frames`]: the exact frame bytes, pure functions.
 //! - `pnet_sender`: [`PnetSender`], the `AF_PACKET` implementation of [`LinkSender`].
+//! - [`keepalived`]: `[announce] mode = "keepalived"`: the include file for keepalived
+//!   ([`keepalived::render`], pure) and reading which VIPs this box holds.
 //! - [`error`]: [`AnnounceError`], the one error type.
 //!
 //! [`schedule`], [`frames`] and [`PnetSender`] stay public for the crate's own
@@ -29,6 +31,7 @@
 pub mod announcer;
 pub mod error;
 pub mod frames;
+pub mod keepalived;
 mod manager;
 mod netlink;
 mod ownership;

@@ -39,6 +39,9 @@ pub enum VipState {
     Active { interface: String },
     /// Already local (loopback): served, nothing to announce.
     Local,
+    /// `[announce] mode = "keepalived"`: not on this box's interfaces (keepalived is BACKUP
+    /// here, or no box holds it); `interface` is where it goes when this box takes over.
+    Standby { interface: String },
     /// Cannot be used: `why` says why (another host has it, no interface, permission
     /// denied, ...). Tried again periodically.
     NotUsable {
@@ -86,7 +89,11 @@ pub struct VipManager {
 }
 
 /// The interface a VIP belongs on: the named one, else the one whose subnet holds it.
-fn choose<'a>(vip: &Vip, links: &'a [Link], addrs: &[Address]) -> Result<Option<&'a Link>, String> {
+pub(crate) fn choose<'a>(
+    vip: &Vip,
+    links: &'a [Link],
+    addrs: &[Address],
+) -> Result<Option<&'a Link>, String> {
     if let Some(name) = &vip.interface {
         return links
             .iter()
@@ -259,6 +266,27 @@ impl VipManager {
             if !addrs.iter().any(|a| a.ip == ip && a.is_host()) {
                 self.file.forget(ip);
             }
+        }
+    }
+
+    /// `[announce] mode = "keepalived"` at start: addresses an earlier gatehouse added in
+    /// mode "self" (tagged) come off, so only keepalived claims them, and the ownership file
+    /// is emptied. Untagged addresses the file lists stay: they may be keepalived's now.
+    pub async fn hand_over(netlink: &Netlink, state_dir: &std::path::Path) {
+        let mut file = OwnershipFile::open(state_dir);
+        let Ok(addrs) = netlink.addresses().await else {
+            return;
+        };
+        for a in addrs.iter().filter(|a| a.is_host() && a.tagged()) {
+            match netlink.remove(a).await {
+                Ok(()) => {
+                    tracing::info!(vip = %a.ip, "removed an address gatehouse added in [announce] mode \"self\": keepalived owns the addresses now")
+                }
+                Err(e) => tracing::error!(vip = %a.ip, "{e}"),
+            }
+        }
+        for ip in file.listed() {
+            file.forget(ip);
         }
     }
 

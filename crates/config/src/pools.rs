@@ -1,14 +1,19 @@
 //! LoadBalancerIPPool: addresses for Gateways that name none.
 //!
 //! A Gateway without addresses gets one from the first pool (in declaration order) with a
-//! free address; the allocation is sticky: the caller passes the allocations it kept (the
-//! daemon keeps them under its state directory) and a Gateway keeps its address as long as
-//! a pool still holds it. When no pool has a free address the Gateway is
+//! free address. With `[announce] mode = "self"` the allocation is sticky: the caller passes
+//! the allocations it kept (the daemon keeps them under its state directory) and a Gateway
+//! keeps its address as long as a pool still holds it. With `mode = "keepalived"` every box
+//! of a pair must give a Gateway the same address, so the allocation is deterministic: the
+//! Gateways in declaration order (files in name order, then their order in the file), each
+//! taking the first free address; what this box kept is ignored, and
+//! [`sticky_differences`] says where it differs. When no pool has a free address the Gateway is
 //! `Programmed=False/AddressNotAssigned` and its listeners are not served. Without any pool,
 //! Gateways without addresses are bound to every address of the host.
 
 use crate::raw::Document;
 use crate::resolve::gateways::ResolvedGateway;
+use gatehouse_model::settings::AnnounceMode;
 use gatehouse_model::snapshot::IpBlock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -48,6 +53,10 @@ pub(crate) fn allocate(
     if doc.pools.is_empty() {
         return now;
     }
+    let previous = match doc.settings.announce.mode {
+        AnnounceMode::SelfManaged => previous,
+        AnnounceMode::Keepalived => &Allocations::new(),
+    };
     let wants: Vec<usize> = gateways
         .iter()
         .enumerate()
@@ -102,6 +111,21 @@ pub(crate) fn allocate(
         }
     }
     now
+}
+
+/// Where the allocations this box kept (`sticky`, from `<stateDir>/allocations.json`) differ
+/// from the deterministic ones of keepalived mode (`deterministic`): one sentence per
+/// Gateway that moves, for `gatehouse check` and the log.
+pub fn sticky_differences(deterministic: &Allocations, sticky: &Allocations) -> Vec<String> {
+    deterministic
+        .iter()
+        .filter_map(|(gateway, ip)| {
+            let kept = sticky.get(gateway).filter(|kept| *kept != ip)?;
+            Some(format!(
+                "Gateway {gateway} had {kept} from a LoadBalancerIPPool on this box; with [announce] mode = \"keepalived\" every box allocates by declaration order, which gives it {ip}: it moves there (give it addresses = [{{ value = \"{kept}\" }}] to keep {kept})"
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,6 +208,39 @@ blocks = [{ start = "192.0.2.100", stop = "192.0.2.101" }]
             alloc.get("default/c"),
             Some(&"192.0.2.100".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn in_keepalived_mode_allocation_is_by_declaration_order_on_every_box() {
+        let ha = "[announce]\nmode = \"keepalived\"\n";
+        // This box once gave "b" the first address (say "a" was added later).
+        let kept: Allocations = [("default/b".to_string(), "192.0.2.100".parse().unwrap())].into();
+        let l = loaded_with(
+            &format!("{ha}{POOL}{}{}", gateway("a"), gateway("b")),
+            &kept,
+        );
+        assert_eq!(
+            l.allocations.get("default/a"),
+            Some(&"192.0.2.100".parse().unwrap())
+        );
+        assert_eq!(
+            l.allocations.get("default/b"),
+            Some(&"192.0.2.101".parse().unwrap())
+        );
+        // Another box with nothing kept agrees.
+        let fresh = loaded(&format!("{ha}{POOL}{}{}", gateway("a"), gateway("b")));
+        assert_eq!(fresh.allocations, l.allocations);
+        let differences = sticky_differences(&l.allocations, &kept);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].starts_with("Gateway default/b had 192.0.2.100"),
+            "{differences:?}"
+        );
+        assert!(
+            differences[0].contains("gives it 192.0.2.101"),
+            "{differences:?}"
+        );
+        assert!(sticky_differences(&l.allocations, &l.allocations).is_empty());
     }
 
     #[test]

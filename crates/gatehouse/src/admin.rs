@@ -62,7 +62,8 @@ pub struct Warning {
 pub struct Admin {
     pub registry: Registry,
     doc: Mutex<StatusDoc>,
-    ready: std::sync::atomic::AtomicBool,
+    /// Whether a configuration is being served; `/readyz?hold=` waits on its changes.
+    ready: tokio::sync::watch::Sender<bool>,
     reloads: IntCounterVec,
     last_reload_ok: IntGauge,
     last_success: Gauge,
@@ -125,7 +126,7 @@ impl Admin {
         Arc::new(Admin {
             registry,
             doc: Mutex::new(StatusDoc::default()),
-            ready: std::sync::atomic::AtomicBool::new(false),
+            ready: tokio::sync::watch::Sender::new(false),
             reloads,
             last_reload_ok,
             last_success,
@@ -201,7 +202,7 @@ impl Admin {
         self.last_reload_ok.set(1);
         self.last_success.set(t as f64);
         self.generation.set(generation as i64);
-        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.ready.send_replace(true);
     }
 
     /// Records a rejected configuration: the running one stays.
@@ -233,7 +234,7 @@ impl Admin {
     }
 
     pub fn set_not_ready(&self) {
-        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.ready.send_replace(false);
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -293,17 +294,7 @@ impl Admin {
                 }
             }
             "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
-            "/readyz" => {
-                if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                    text(StatusCode::OK, "ready\n".into(), "text/plain")
-                } else {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready\n".into(),
-                        "text/plain",
-                    )
-                }
-            }
+            "/readyz" => readiness(*self.ready.borrow()),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "try /metrics, /status, /healthz or /readyz\n".into(),
@@ -355,7 +346,13 @@ pub async fn serve(admin: Arc<Admin>, addr: SocketAddr) -> anyhow::Result<Socket
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let admin = admin.clone();
-                    async move { Ok::<_, std::convert::Infallible>(admin.respond(&req)) }
+                    async move {
+                        let resp = match hold(&req) {
+                            Some(hold) => admin.ready_within(hold).await,
+                            None => admin.respond(&req),
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -393,6 +390,52 @@ fn redact_value(v: &mut serde_json::Value, private: &[String]) {
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_value(x, private)),
         serde_json::Value::Object(o) => o.values_mut().for_each(|x| redact_value(x, private)),
         _ => {}
+    }
+}
+
+/// The longest `/readyz?hold=` a request may ask for.
+const MAX_HOLD: Duration = Duration::from_secs(5);
+
+/// `GET /readyz?hold=800ms`: how long to hold the answer (capped at [`MAX_HOLD`]).
+fn hold(req: &Request<Incoming>) -> Option<Duration> {
+    if req.uri().path() != "/readyz" {
+        return None;
+    }
+    let value = req
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("hold="))?;
+    gatehouse_config::validate::duration(value)
+        .ok()
+        .map(|d| d.min(MAX_HOLD))
+}
+
+fn readiness(ready: bool) -> Response<Full<Bytes>> {
+    let (code, body) = if ready {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    };
+    Response::builder()
+        .status(code)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap_or_default()
+}
+
+impl Admin {
+    /// `/readyz?hold=`: answers 503 at once when not ready, or as soon as readiness is lost
+    /// within `hold` (a drain starts); 200 when still ready after `hold`. keepalived's
+    /// readiness check holds such a request, so a gatehouse that dies or drains is noticed
+    /// at once rather than at the next one-second check.
+    async fn ready_within(&self, hold: Duration) -> Response<Full<Bytes>> {
+        let mut rx = self.ready.subscribe();
+        if !*rx.borrow_and_update() {
+            return readiness(false);
+        }
+        let lost = tokio::time::timeout(hold, rx.wait_for(|ready| !*ready)).await;
+        readiness(lost.is_err())
     }
 }
 

@@ -2,14 +2,19 @@
 //!
 //! Errors go to stderr, one per line, as `file:line:column: key path: message`. The status
 //! of every resource with a problem goes to stdout as a table (or everything as JSON with
-//! `-o json`); warnings (e.g. a private key others can read) go to stderr. Exit status: 0
+//! `-o json`); warnings (e.g. a private key others can read) go to stderr. In `[announce]
+//! mode = "keepalived"` the keepalived include file is composed for this host's interfaces:
+//! what keeps it from being written is a warning, and so is a pool allocation this box kept
+//! that differs from the deterministic one; `--keepalived` prints the file. Exit status: 0
 //! when the configuration would be applied, 1 when it would be rejected (or, with
 //! `--strict`, when any resource shows a problem or there is a warning).
 
 use crate::cli::{CheckArgs, Output};
 use crate::configdir;
 use anyhow::Result;
+use gatehouse_config::pools::sticky_differences;
 use gatehouse_config::{Diagnostics, Loaded};
+use gatehouse_model::settings::AnnounceMode;
 use gatehouse_model::status::{Condition, Status};
 use std::process::ExitCode;
 
@@ -151,6 +156,34 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             let rows = problems(&loaded.status);
             let mut warnings = crate::keys::warnings(&loaded.key_files);
             warnings.extend(loaded.snapshot.settings.admin.remote_warning());
+            if loaded.snapshot.settings.announce.mode == AnnounceMode::Keepalived {
+                let settings = &loaded.snapshot.settings;
+                let kept = crate::state::AllocationStore::open(&settings.runtime.state_dir);
+                warnings.extend(sticky_differences(&loaded.allocations, &kept.current));
+                match keepalived_file(&loaded) {
+                    Ok(text) if args.keepalived => {
+                        print!("{text}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Ok(_) => {}
+                    Err(errors) if args.keepalived => {
+                        for e in &errors {
+                            eprintln!("error: {e}");
+                        }
+                        return Ok(ExitCode::from(1));
+                    }
+                    Err(errors) => {
+                        warnings.extend(errors.into_iter().map(|e| {
+                            format!("the keepalived configuration cannot be written: {e}")
+                        }))
+                    }
+                }
+            } else if args.keepalived {
+                eprintln!(
+                    "error: [announce] mode is \"self\": gatehouse writes no keepalived configuration (set mode = \"keepalived\" and [ha])"
+                );
+                return Ok(ExitCode::from(1));
+            }
             match output {
                 Output::Json => {
                     let out = serde_json::json!({
@@ -181,6 +214,20 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::from(fail)))
         }
     }
+}
+
+/// The keepalived include file for this host's interfaces, as the daemon would write it.
+fn keepalived_file(loaded: &Loaded) -> std::result::Result<String, Vec<String>> {
+    let exe =
+        std::env::current_exe().map_err(|e| vec![format!("cannot find this executable: {e}")])?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| vec![e.to_string()])?;
+    rt.block_on(gatehouse_announce::keepalived::preview(
+        &loaded.snapshot,
+        &exe,
+    ))
 }
 
 fn print_errors(diags: &Diagnostics) {

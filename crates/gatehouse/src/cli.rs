@@ -54,6 +54,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Print the keepalived include file gatehouse would write on this host
+    /// ([announce] mode = "keepalived") instead of the report.
+    #[arg(long)]
+    pub keepalived: bool,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +105,18 @@ pub struct StatusArgs {
     /// folder) instead of file names.
     #[arg(long)]
     pub verbose: bool,
+    /// Only ask whether the daemon is ready (serving a configuration): exit 0 if it is,
+    /// 1 if not or unreachable. keepalived's readiness check in [announce] mode = "keepalived".
+    #[arg(long)]
+    pub ready: bool,
+    /// With --ready: hold the question this long (at most 5s) and answer 1 at once if the
+    /// daemon dies or stops being ready meanwhile, e.g. "800ms".
+    #[arg(long, requires = "ready", value_parser = parse_duration)]
+    pub hold: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    gatehouse_config::validate::duration(s)
 }
 
 #[derive(Debug, Args)]

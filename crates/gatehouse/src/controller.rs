@@ -21,8 +21,10 @@ use crate::state::AllocationStore;
 use crate::vip::Vips;
 use crate::watch::ConfigWatcher;
 use anyhow::{Context, Result};
+use gatehouse_config::pools::sticky_differences;
 use gatehouse_config::{Diagnostics, Loaded, Previous};
 use gatehouse_model::ResourceKey;
+use gatehouse_model::settings::AnnounceMode;
 use gatehouse_model::status::Status;
 use gatehouse_proxy::DataPlane;
 use prometheus::{IntGaugeVec, Opts};
@@ -197,6 +199,12 @@ impl Controller {
         let mut loaded = loaded;
         loaded.snapshot.generation = next;
         loaded.status.set_generation(next);
+        if loaded.snapshot.settings.announce.mode == AnnounceMode::Keepalived {
+            // Every box of a pair allocates alike; say where this one's record differed.
+            for moved in sticky_differences(&loaded.allocations, &self.store.current) {
+                tracing::warn!("{moved}");
+            }
+        }
         self.store.save(loaded.allocations.clone());
         self.previous = loaded.previous();
         self.fingerprint = fingerprint;

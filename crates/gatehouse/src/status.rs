@@ -152,11 +152,23 @@ fn render(doc: &Value, wide: bool) -> String {
         .collect::<Vec<_>>(),
     ];
     for g in status["gateways"].as_array().into_iter().flatten() {
-        let addrs: Vec<&str> = g["addresses"]
+        // Each VIP with this box's role: "192.0.2.10 (MASTER)".
+        let role = |value: &str| {
+            g["vips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["address"] == value)
+                .and_then(|v| v["role"].as_str())
+                .map(|r| format!("{value} ({r})"))
+                .unwrap_or_else(|| value.to_string())
+        };
+        let addrs: Vec<String> = g["addresses"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|a| a["value"].as_str())
+            .map(role)
             .collect();
         let ls = g["listeners"].as_array().cloned().unwrap_or_default();
         let attached: u64 = ls.iter().filter_map(|l| l["attachedRoutes"].as_u64()).sum();
@@ -290,11 +302,58 @@ fn render(doc: &Value, wide: bool) -> String {
     out
 }
 
+/// `gatehouse status --ready [--hold D]`: whether the daemon serves a configuration (and
+/// still does after `hold`). Any failure to ask is "not ready".
+async fn ready(addr: SocketAddr, hold: Option<Duration>) -> Result<(), String> {
+    let ask = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot reach the admin listener at {addr}: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let path = match hold {
+            Some(h) => format!("/readyz?hold={}ms", h.as_millis()),
+            None => "/readyz".to_string(),
+        };
+        let req = hyper::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("the admin listener at {addr} closed: {e}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("not ready ({})", resp.status()))
+        }
+    };
+    let limit = hold.unwrap_or_default() + Duration::from_secs(1);
+    tokio::time::timeout(limit, ask)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer from {addr} within {limit:?}")))
+}
+
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     let addr = admin_addr(args);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if args.ready {
+        return Ok(match rt.block_on(ready(addr, args.hold)) {
+            Ok(()) => {
+                println!("ready");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("{why}");
+                ExitCode::from(1)
+            }
+        });
+    }
     let doc = rt.block_on(fetch(addr, args.verbose))?;
     match args.output {
         StatusOutput::Json => println!("{}", serde_json::to_string_pretty(&doc)?),

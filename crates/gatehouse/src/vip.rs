@@ -1,16 +1,20 @@
 //! The daemon's side of virtual IPs: a thin adapter over [`gatehouse_announce::Announcer`],
 //! which puts the VIPs on interfaces (probing first, recording ownership in
 //! `<stateDir>/vips.json`), announces them and retries unusable ones. This module turns its
-//! [`Report`] into metrics (`gatehouse_vip_state`, `gatehouse_vip_announcements_total`) and
-//! into the Gateways' status: a VIP that cannot be used makes its Gateway `Programmed=False`,
-//! reason `AddressNotUsable`, with the reason in the message; when it becomes usable (a
-//! retry from [`Vips::tick`]) the Gateway's own condition comes back.
+//! [`Report`] into metrics (`gatehouse_vip_state`, `gatehouse_vip_active`,
+//! `gatehouse_vip_announcements_total`) and into the Gateways' status: each Gateway lists its
+//! VIPs with this box's role (`Active`; `MASTER` or `BACKUP` in keepalived mode), and a VIP
+//! that cannot be used makes its Gateway `Programmed=False`, reason `AddressNotUsable`, with
+//! the reason in the message; when it becomes usable (a retry from [`Vips::tick`]) the
+//! Gateway's own condition comes back. A BACKUP box's Gateways stay `Programmed=True`: their
+//! listeners are bound and serve the moment keepalived moves the address here.
 
 use gatehouse_announce::{Announcer, Report, VipState};
 use gatehouse_model::Snapshot;
 use gatehouse_model::resource::ResourceKey;
+use gatehouse_model::settings::AnnounceMode;
 use gatehouse_model::snapshot::Vip;
-use gatehouse_model::status::{Condition, Status, condition, reason};
+use gatehouse_model::status::{Condition, Status, VipStatus, condition, reason, vip_role};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,6 +23,8 @@ use std::net::IpAddr;
 pub struct Vips {
     announcer: Announcer,
     state: IntGaugeVec,
+    active: IntGaugeVec,
+    mode: AnnounceMode,
     /// The labels of each VIP's `gatehouse_vip_state` series.
     last: BTreeMap<IpAddr, (String, String)>,
     /// The VIPs of the applied configuration.
@@ -40,9 +46,17 @@ impl Vips {
         let state = IntGaugeVec::new(
             Opts::new(
                 "gatehouse_vip_state",
-                "1 while a VIP is on its interface and announced, 0 when it cannot be used.",
+                "1 while a VIP is usable (on its interface and announced; in keepalived mode also ready to take over), 0 when it cannot be used.",
             ),
             &["vip", "interface", "gateway"],
+        )
+        .expect("valid metric definition");
+        let active = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_vip_active",
+                "1 while the VIP is on this box's interface (keepalived MASTER here), 0 while it is not (BACKUP, or unusable).",
+            ),
+            &["address"],
         )
         .expect("valid metric definition");
         let sent = IntCounterVec::new(
@@ -51,6 +65,7 @@ impl Vips {
         )
         .expect("valid metric definition");
         let _ = registry.register(Box::new(state.clone()));
+        let _ = registry.register(Box::new(active.clone()));
         let _ = registry.register(Box::new(sent.clone()));
         let announcer = Announcer::new(
             snapshot.settings.announce.clone(),
@@ -69,6 +84,8 @@ impl Vips {
         Vips {
             announcer,
             state,
+            active,
+            mode: snapshot.settings.announce.mode,
             last: BTreeMap::new(),
             vips: Vec::new(),
             programmed: BTreeMap::new(),
@@ -79,6 +96,7 @@ impl Vips {
     /// `status`.
     pub async fn apply(&mut self, snapshot: &Snapshot, status: &mut Status) {
         let report = self.announcer.apply(snapshot).await;
+        self.mode = snapshot.settings.announce.mode;
         self.vips.clone_from(&snapshot.vips);
         self.programmed = status
             .gateways
@@ -102,18 +120,21 @@ impl Vips {
         let mut now = BTreeMap::new();
         for vip in &self.vips {
             let gateway = vip.gateway.namespaced_name();
-            let (interface, value) = match report.get(vip.address) {
-                Some(VipState::Active { interface }) => (interface.clone(), 1),
+            let (interface, value, active) = match report.get(vip.address) {
+                Some(VipState::Active { interface }) => (interface.clone(), 1, 1),
+                Some(VipState::Standby { interface }) => (interface.clone(), 1, 0),
                 Some(VipState::NotUsable { interface, .. }) => (
                     interface
                         .clone()
                         .or_else(|| vip.interface.clone())
                         .unwrap_or_default(),
                     0,
+                    0,
                 ),
                 Some(VipState::Local) | None => continue,
             };
             let vip_label = vip.address.to_string();
+            self.active.with_label_values(&[&vip_label]).set(active);
             if let Some((old_interface, old_gateway)) = self.last.get(&vip.address)
                 && (*old_interface != interface || *old_gateway != gateway)
             {
@@ -131,6 +152,7 @@ impl Vips {
                 let _ = self
                     .state
                     .remove_label_values(&[&ip.to_string(), interface, gateway]);
+                let _ = self.active.remove_label_values(&[&ip.to_string()]);
             }
         }
         self.last = now;
@@ -144,6 +166,12 @@ impl Vips {
             let Some(original) = self.programmed.get(&g.key) else {
                 continue;
             };
+            g.vips = self
+                .vips
+                .iter()
+                .filter(|v| v.gateway == g.key)
+                .map(|v| self.vip_status(v, report.get(v.address)))
+                .collect();
             let problems: Vec<String> = self
                 .vips
                 .iter()
@@ -186,6 +214,35 @@ impl Vips {
                 (None, Some(c)) => g.conditions.push(c),
                 (None, None) => {}
             }
+        }
+    }
+
+    /// This box's part in one VIP.
+    fn vip_status(&self, vip: &Vip, state: Option<&VipState>) -> VipStatus {
+        let keepalived = self.mode == AnnounceMode::Keepalived;
+        let (interface, role) = match state {
+            Some(VipState::Active { interface }) if keepalived => {
+                (interface.clone(), vip_role::MASTER)
+            }
+            Some(VipState::Active { interface }) => (interface.clone(), vip_role::ACTIVE),
+            Some(VipState::Standby { interface }) => (interface.clone(), vip_role::BACKUP),
+            Some(VipState::Local) => (String::new(), vip_role::LOCAL),
+            Some(VipState::NotUsable { interface, .. }) => (
+                interface
+                    .clone()
+                    .or_else(|| vip.interface.clone())
+                    .unwrap_or_default(),
+                vip_role::NOT_USABLE,
+            ),
+            None => (
+                vip.interface.clone().unwrap_or_default(),
+                vip_role::NOT_USABLE,
+            ),
+        };
+        VipStatus {
+            address: vip.address.to_string(),
+            interface,
+            role: role.to_string(),
         }
     }
 

@@ -1,9 +1,9 @@
-//! Daemon settings: the `[admin]`, `[log]`, `[runtime]`, `[announce]`, `[http]`, `[limits]`
-//! and `[forwarded]` tables of `gatehouse.toml`, with the defaults an operator gets when a
+//! Daemon settings: the `[admin]`, `[log]`, `[runtime]`, `[announce]`, `[ha]`, `[http]`,
+//! `[limits]` and `[forwarded]` tables of `gatehouse.toml`, with the defaults an operator gets when a
 //! table or key is absent.
 
 use serde::Serialize;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ pub struct Settings {
     pub log: Log,
     pub runtime: Runtime,
     pub announce: Announce,
+    pub ha: Ha,
     pub http: Http,
     pub limits: Limits,
     pub forwarded: Forwarded,
@@ -105,9 +106,24 @@ impl Default for Runtime {
     }
 }
 
+/// Who puts the Gateways' addresses on this box's interfaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceMode {
+    /// gatehouse adds each VIP to its interface and announces it (one box per address).
+    #[default]
+    #[serde(rename = "self")]
+    SelfManaged,
+    /// keepalived owns the addresses (VRRP between boxes); gatehouse writes its
+    /// configuration (`[ha]`), binds the addresses whether present or not, and never adds,
+    /// removes or announces them.
+    Keepalived,
+}
+
 /// Gratuitous ARP / unsolicited neighbour advertisement schedule for VIPs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Announce {
+    pub mode: AnnounceMode,
     pub garp_count: u32,
     pub garp_interval: Duration,
     /// Zero disables the periodic re-announcement.
@@ -120,10 +136,70 @@ pub struct Announce {
 impl Default for Announce {
     fn default() -> Self {
         Announce {
+            mode: AnnounceMode::SelfManaged,
             garp_count: 3,
             garp_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(60),
             conflict_retry: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[ha]`: the keepalived (VRRP) configuration gatehouse writes when `[announce] mode =
+/// "keepalived"`. Every box of a pair gets the same Gateways; `priority` and `peers` differ.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ha {
+    /// Unicast VRRP peers (each instance takes those of its address family); none means
+    /// multicast adverts (224.0.0.18, ff02::12).
+    pub peers: Vec<IpAddr>,
+    /// This box's VRRP priority, 1 to 254; the highest live box holds the addresses.
+    pub priority: u8,
+    /// `virtual_router_id` of the first instance; the others count up from it.
+    pub router_id_base: u8,
+    /// The interface of every instance, instead of the one whose subnet holds each address.
+    pub interface: Option<String>,
+    /// VRRP advertisement interval: the backup takes over after about 3.5 of them.
+    pub advert_interval: Duration,
+    /// Whether a higher-priority box that comes back takes the addresses back.
+    pub preempt: bool,
+    /// VRRP version: 3 (sub-second adverts, IPv6) or 2 (whole seconds; authentication).
+    pub vrrp_version: u8,
+    /// VRRPv2 simple password (`authentication { auth_type PASS }`); never shown in status.
+    #[serde(skip)]
+    pub auth_pass: Option<String>,
+    /// The include file gatehouse writes on every applied configuration.
+    pub keepalived_config: PathBuf,
+    /// keepalived's pid file: the process gets SIGHUP when the include file changed.
+    pub keepalived_pid_file: PathBuf,
+    /// The user keepalived runs the readiness check as.
+    pub script_user: String,
+}
+
+impl Ha {
+    /// The shortest advert interval keepalived accepts (VRRPv3 counts centiseconds).
+    pub const MIN_ADVERT_INTERVAL: Duration = Duration::from_millis(10);
+    /// The longest VRRPv3 advert interval (12 bits of centiseconds).
+    pub const MAX_ADVERT_INTERVAL_V3: Duration = Duration::from_millis(40_950);
+    /// How long the readiness check holds its request to gatehouse: it answers at once when
+    /// gatehouse dies or stops being ready, else after this, within keepalived's one-second
+    /// script interval.
+    pub const READY_HOLD: Duration = Duration::from_millis(800);
+}
+
+impl Default for Ha {
+    fn default() -> Self {
+        Ha {
+            peers: Vec::new(),
+            priority: 100,
+            router_id_base: 51,
+            interface: None,
+            advert_interval: Duration::from_millis(100),
+            preempt: false,
+            vrrp_version: 3,
+            auth_pass: None,
+            keepalived_config: PathBuf::from("/etc/keepalived/conf.d/gatehouse.conf"),
+            keepalived_pid_file: PathBuf::from("/run/keepalived.pid"),
+            script_user: "gatehouse".into(),
         }
     }
 }

@@ -139,6 +139,37 @@ pub struct GatewayStatus {
     pub addresses: Vec<GatewayAddress>,
     pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
+    /// gatehouse's own addition: this box's part in each of the Gateway's VIPs (filled in by
+    /// the daemon, empty from the configuration alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<VipStatus>,
+}
+
+/// One VIP of a Gateway as this box sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VipStatus {
+    pub address: String,
+    /// The interface it is on, or would go on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interface: String,
+    /// [`vip_role`]: `Active`, `MASTER`, `BACKUP`, `Local` or `NotUsable`.
+    pub role: String,
+}
+
+/// The roles a [`VipStatus`] shows.
+pub mod vip_role {
+    /// `[announce] mode = "self"`: on this box's interface and announced.
+    pub const ACTIVE: &str = "Active";
+    /// `[announce] mode = "keepalived"`: keepalived put it on this box.
+    pub const MASTER: &str = "MASTER";
+    /// `[announce] mode = "keepalived"`: not on this box; it takes over when the other
+    /// box fails.
+    pub const BACKUP: &str = "BACKUP";
+    /// In the loopback's subnet: served, nothing to announce.
+    pub const LOCAL: &str = "Local";
+    /// Cannot be used (the Gateway's Programmed condition says why).
+    pub const NOT_USABLE: &str = "NotUsable";
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,12 +2,13 @@
 //!
 //! Each file is parsed into toml's spanned tree; every top-level array is a resource kind
 //! (`[[Gateway]]`, `[[HTTPRoute]]`, ...), and the daemon tables (`[admin]`, `[log]`,
-//! `[runtime]`, `[announce]`) are read from `gatehouse.toml` only. The per-kind decoders
+//! `[runtime]`, `[announce]`, `[ha]`, ...) are read from `gatehouse.toml` only. The per-kind decoders
 //! live in the sibling modules.
 
 mod core;
 mod filter;
 mod gateway;
+mod ha;
 mod route;
 mod settings;
 
@@ -19,11 +20,12 @@ use gatehouse_model::Kind;
 use gatehouse_model::resource::DEFAULT_NAMESPACE;
 use std::collections::BTreeMap;
 
-const SETTINGS_TABLES: [&str; 7] = [
+const SETTINGS_TABLES: [&str; 8] = [
     "admin",
     "log",
     "runtime",
     "announce",
+    "ha",
     "http",
     "limits",
     "forwarded",

@@ -1,10 +1,10 @@
 //! The daemon tables of `gatehouse.toml`: `[admin]`, `[log]`, `[runtime]`, `[announce]`,
-//! `[http]`, `[limits]`, `[forwarded]`.
+//! `[ha]` (in `ha.rs`), `[http]`, `[limits]`, `[forwarded]`.
 
 use super::{duration, one_of};
 use crate::decode::{Cx, Table, Value};
 use gatehouse_model::path::EscapedSlashes;
-use gatehouse_model::settings::{Limits, LogFormat, Runtime, Settings};
+use gatehouse_model::settings::{AnnounceMode, Limits, LogFormat, Runtime, Settings};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +84,15 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
             }
         }
         "announce" => {
+            if let Some(v) = t.get("mode")
+                && let Some(m) = one_of(cx, &v, &["self", "keepalived"])
+            {
+                s.announce.mode = if m == "keepalived" {
+                    AnnounceMode::Keepalived
+                } else {
+                    AnnounceMode::SelfManaged
+                };
+            }
             if let Some(v) = t.get("garpCount")
                 && let Some(n) = v.int_in(cx, 1, 100)
             {
@@ -128,6 +137,7 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
                 s.http.h2c = b;
             }
         }
+        "ha" => super::ha::parse(cx, &mut t, &mut s.ha),
         "limits" => limits(cx, &mut t, &mut s.limits),
         "forwarded" => {
             if let Some(v) = t.get("trustedProxies")

@@ -680,6 +680,7 @@ fn gateway_status(
                 addresses: gateways::status_addresses(gw, rg.pool_address),
                 conditions: vec![accepted, programmed_cond],
                 listeners: listener_status,
+                vips: Vec::new(),
             }
         })
         .collect()
