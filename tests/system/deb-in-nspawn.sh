@@ -121,13 +121,13 @@ step "systemd-analyze verify on the installed unit"
 in_c systemd-analyze verify /usr/lib/systemd/system/gatehouse.service >"$work/verify.log" 2>&1 || { cat "$work/verify.log"; fail "systemd-analyze verify"; }
 if grep -Ei "unknown|invalid|failed|ignoring" "$work/verify.log"; then fail "systemd-analyze verify complains"; fi
 
-step "runs as gatehouse with exactly CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW"
+step "runs as gatehouse with exactly CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL"
 pid=$(main_pid)
 uid=$(in_c cat "/proc/$pid/status" | awk '/^Uid:/ {print $2}')
 [ "$uid" = "$(in_c id -u gatehouse)" ] && [ "$uid" != 0 ] || fail "runs as uid $uid"
 caps=$(in_c cat "/proc/$pid/status" | awk '/^CapEff:/ {print $2}')
-# bits 10 (NET_BIND_SERVICE), 12 (NET_ADMIN), 13 (NET_RAW)
-[ "$caps" = 0000000000003400 ] || fail "effective capabilities $caps, want 0000000000003400"
+# bits 5 (KILL), 10 (NET_BIND_SERVICE), 12 (NET_ADMIN), 13 (NET_RAW)
+[ "$caps" = 0000000000003420 ] || fail "effective capabilities $caps, want 0000000000003420"
 [ -d "$root/etc/gatehouse/conf.d" ] || fail "no /etc/gatehouse/conf.d"
 
 step "a route to an echo backend, applied by systemctl reload"
