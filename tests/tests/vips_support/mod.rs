@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod capture;
+// Not every test binary that shares these helpers captures frames.
+#[allow(unused_imports)]
 pub use capture::*;
 
 /// How long anything may take to become ready or to be observed.
