@@ -205,20 +205,28 @@ gatewayClassName = "gatehouse"
 addresses = [{ value = "192.0.2.100" }]
 listeners = [{ name = "http", protocol = "HTTP", port = 8090 }]
 TOML
-in_c systemctl start keepalived
+# gatehouse writes the include file first: keepalived (Type=notify) does not start
+# without a VRRP instance to run.
 in_c systemctl reload gatehouse
-wait_vip() { # $1: present|absent
+for _ in $(seq 50); do grep -q vrrp_instance "$root/etc/keepalived/conf.d/gatehouse.conf" 2>/dev/null && break; sleep 0.1; done
+in_c systemctl start keepalived
+wait_vip() { # $1: present|absent, $2: the address (192.0.2.100)
+  vip=${2:-192.0.2.100}
   for _ in $(seq 100); do
-    if in_c ip -o addr show dev ha0 | grep -q " 192.0.2.100/32 "; then now=present; else now=absent; fi
+    if in_c ip -o addr show dev ha0 | grep -q " $vip/32 "; then now=present; else now=absent; fi
     [ "$now" = "$1" ] && return 0
     sleep 0.1
   done
   in_c cat /etc/keepalived/conf.d/gatehouse.conf || true
   in_c journalctl -u keepalived -u gatehouse --no-pager | tail -n 40
-  fail "192.0.2.100 is not $1 on ha0"
+  fail "$vip is not $1 on ha0"
 }
 wait_vip present
 [ "$(in_c stat -c %U /etc/keepalived/conf.d/gatehouse.conf)" = gatehouse ] || fail "the include file is not gatehouse's"
+# A second address: gatehouse rewrites the file and reloads the root keepalived (CAP_KILL).
+sed -i 's/addresses = \[{ value = "192.0.2.100" }\]/addresses = [{ value = "192.0.2.100" }, { value = "192.0.2.101" }]/' "$root/etc/gatehouse/gatehouse.toml"
+in_c systemctl reload gatehouse
+wait_vip present 192.0.2.101
 in_c journalctl -u gatehouse --no-pager | grep -q "keepalived reloaded" || fail "gatehouse did not reload keepalived (CAP_KILL)"
 # The role is read from the interface once a second.
 for _ in $(seq 30); do in_c gatehouse status | grep -q "192.0.2.100 (MASTER)" && break; sleep 0.1; done
@@ -231,6 +239,12 @@ wait_vip absent
 in_c journalctl -u keepalived --no-pager | grep -q "Entering FAULT STATE" || fail "keepalived did not enter FAULT"
 in_c systemctl start gatehouse
 wait_active
+wait_vip present
+# keepalived's notify (run as gatehouse) records FAULT when the link goes down: status says so.
+in_c ip link set ha0 down
+for _ in $(seq 50); do in_c gatehouse status | grep -q "192.0.2.100 (FAULT)" && break; sleep 0.1; done
+in_c gatehouse status | grep -q "192.0.2.100 (FAULT)" || { in_c gatehouse status; ls -l "$root/var/lib/gatehouse/keepalived" || true; fail "status does not show FAULT"; }
+in_c ip link set ha0 up
 wait_vip present
 # Back to mode self: the instances leave keepalived's file.
 in_c systemctl stop keepalived

@@ -1,6 +1,7 @@
 //! `[announce] mode = "keepalived"`: keepalived's own config test (`keepalived -t`) accepts
 //! every include file gatehouse writes — IPv4, IPv6 and mixed Gateways, pool allocations,
-//! unicast and multicast, VRRPv2 with authentication, preemption, a second interface — and
+//! unicast (sent from the box's own address of each family) and multicast, VRRPv2 with
+//! authentication, preemption, a second interface — and
 //! the file the daemon writes is the one `gatehouse check --keepalived` shows.
 //!
 //! Runs in a network namespace (keepalived checks that each instance's interface exists), so
@@ -198,7 +199,13 @@ fn keepalived_accepts_every_file_gatehouse_writes() {
                 gateway("pooled", &[]),
                 gateway("pooled-too", &[])
             ),
-            &["192.0.2.65/32", "192.0.2.66/32", "virtual_router_id 52"],
+            &[
+                "192.0.2.65/32",
+                "192.0.2.66/32",
+                "virtual_router_id 52",
+                "unicast_src_ip 192.0.2.1\n",
+                "unicast_src_ip 2001:db8::1\n",
+            ],
         ),
         (
             "two interfaces",
@@ -208,6 +215,8 @@ fn keepalived_accepts_every_file_gatehouse_writes() {
                 "gatehouse_eth1_ipv4",
                 "gatehouse_eth1_ipv6",
                 "gatehouse_veth_a_ipv4",
+                "unicast_src_ip 192.0.2.129\n",
+                "unicast_src_ip 2001:db8:1::1\n",
             ],
         ),
         (

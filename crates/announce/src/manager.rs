@@ -41,7 +41,12 @@ pub enum VipState {
     Local,
     /// `[announce] mode = "keepalived"`: not on this box's interfaces (keepalived is BACKUP
     /// here, or no box holds it); `interface` is where it goes when this box takes over.
-    Standby { interface: String },
+    /// `keepalived` is the state keepalived last reported for the VIP's instance here
+    /// (`BACKUP`, `FAULT`, `STOP`), when it did.
+    Standby {
+        interface: String,
+        keepalived: Option<String>,
+    },
     /// Cannot be used: `why` says why (another host has it, no interface, permission
     /// denied, ...). Tried again periodically.
     NotUsable {

@@ -161,11 +161,14 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                 let kept = crate::state::AllocationStore::open(&settings.runtime.state_dir);
                 warnings.extend(sticky_differences(&loaded.allocations, &kept.current));
                 match keepalived_file(&loaded) {
-                    Ok(text) if args.keepalived => {
+                    Ok((text, advice)) if args.keepalived => {
+                        for w in warnings.iter().chain(&advice) {
+                            eprintln!("warning: {w}");
+                        }
                         print!("{text}");
                         return Ok(ExitCode::SUCCESS);
                     }
-                    Ok(_) => {}
+                    Ok((_, advice)) => warnings.extend(advice),
                     Err(errors) if args.keepalived => {
                         for e in &errors {
                             eprintln!("error: {e}");
@@ -217,7 +220,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
 }
 
 /// The keepalived include file for this host's interfaces, as the daemon would write it.
-fn keepalived_file(loaded: &Loaded) -> std::result::Result<String, Vec<String>> {
+fn keepalived_file(loaded: &Loaded) -> std::result::Result<(String, Vec<String>), Vec<String>> {
     let exe =
         std::env::current_exe().map_err(|e| vec![format!("cannot find this executable: {e}")])?;
     let rt = tokio::runtime::Builder::new_current_thread()

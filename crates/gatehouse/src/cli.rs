@@ -33,6 +33,25 @@ pub enum Command {
     /// Write the manual pages (gatehouse.1 and one per subcommand) into a folder.
     #[command(hide = true)]
     Manpages(ManpagesArgs),
+    /// keepalived's `notify` in [announce] mode = "keepalived": records the state keepalived
+    /// entered for one of gatehouse's VRRP instances, for `gatehouse status`.
+    #[command(hide = true)]
+    KeepalivedNotify(KeepalivedNotifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeepalivedNotifyArgs {
+    /// [runtime] stateDir of the daemon.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// INSTANCE (GROUP is not gatehouse's).
+    pub kind: String,
+    /// The instance, e.g. gatehouse_eth0_ipv4.
+    pub name: String,
+    /// MASTER, BACKUP, FAULT, STOP or DELETED.
+    pub state: String,
+    /// The priority keepalived passes (unused).
+    pub priority: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

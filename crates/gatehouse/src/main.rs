@@ -36,6 +36,11 @@ fn main() -> ExitCode {
         }),
         cli::Command::Completions(a) => manual::completions(&a),
         cli::Command::Manpages(a) => manual::manpages(&a),
+        cli::Command::KeepalivedNotify(a) => {
+            gatehouse_announce::keepalived::record_state(&a.state_dir, &a.kind, &a.name, &a.state)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::msg)
+        }
     };
     match result {
         Ok(code) => code,

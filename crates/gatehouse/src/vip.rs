@@ -122,7 +122,7 @@ impl Vips {
             let gateway = vip.gateway.namespaced_name();
             let (interface, value, active) = match report.get(vip.address) {
                 Some(VipState::Active { interface }) => (interface.clone(), 1, 1),
-                Some(VipState::Standby { interface }) => (interface.clone(), 1, 0),
+                Some(VipState::Standby { interface, .. }) => (interface.clone(), 1, 0),
                 Some(VipState::NotUsable { interface, .. }) => (
                     interface
                         .clone()
@@ -225,7 +225,17 @@ impl Vips {
                 (interface.clone(), vip_role::MASTER)
             }
             Some(VipState::Active { interface }) => (interface.clone(), vip_role::ACTIVE),
-            Some(VipState::Standby { interface }) => (interface.clone(), vip_role::BACKUP),
+            Some(VipState::Standby {
+                interface,
+                keepalived,
+            }) => {
+                let role = match keepalived.as_deref() {
+                    Some("FAULT") => vip_role::FAULT,
+                    Some("STOP" | "DELETED") => vip_role::STOPPED,
+                    _ => vip_role::BACKUP,
+                };
+                (interface.clone(), role)
+            }
             Some(VipState::Local) => (String::new(), vip_role::LOCAL),
             Some(VipState::NotUsable { interface, .. }) => (
                 interface

@@ -153,7 +153,8 @@ pub struct VipStatus {
     /// The interface it is on, or would go on.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub interface: String,
-    /// [`vip_role`]: `Active`, `MASTER`, `BACKUP`, `Local` or `NotUsable`.
+    /// [`vip_role`]: `Active`, `MASTER`, `BACKUP`, `FAULT`, `STOPPED`, `Local` or
+    /// `NotUsable`.
     pub role: String,
 }
 
@@ -166,6 +167,12 @@ pub mod vip_role {
     /// `[announce] mode = "keepalived"`: not on this box; it takes over when the other
     /// box fails.
     pub const BACKUP: &str = "BACKUP";
+    /// `[announce] mode = "keepalived"`: not on this box, and keepalived here is in FAULT (its
+    /// interface is down, or gatehouse's readiness check fails): it will not take over.
+    pub const FAULT: &str = "FAULT";
+    /// `[announce] mode = "keepalived"`: not on this box, and keepalived here has stopped
+    /// (or dropped the instance).
+    pub const STOPPED: &str = "STOPPED";
     /// In the loopback's subnet: served, nothing to announce.
     pub const LOCAL: &str = "Local";
     /// Cannot be used (the Gateway's Programmed condition says why).

@@ -7,7 +7,10 @@
 //!
 //! Each VIP's state is read from the interfaces: on one of this box's interfaces it is
 //! [`VipState::Active`] (keepalived MASTER here), elsewhere [`VipState::Standby`] (BACKUP
-//! here, or no box holds it). [`Keepalived::roles`] reads them again once a second.
+//! here, or no box holds it), with the state keepalived last reported for its instance
+//! (the generated `notify` line runs [`record_state`]: `<stateDir>/keepalived/<instance>`),
+//! so a box whose keepalived is in FAULT says so. [`Keepalived::roles`] reads them again once
+//! a second.
 
 pub mod render;
 
@@ -44,6 +47,9 @@ pub struct Keepalived {
     vips: BTreeMap<IpAddr, Option<String>>,
     /// States that are not read from the interfaces (unusable VIPs).
     fixed: BTreeMap<IpAddr, VipState>,
+    /// The VRRP instance of each VIP, and where keepalived's notify records its states.
+    instance_of: BTreeMap<IpAddr, String>,
+    state_dir: PathBuf,
 }
 
 impl Keepalived {
@@ -54,6 +60,8 @@ impl Keepalived {
             exe,
             vips: BTreeMap::new(),
             fixed: BTreeMap::new(),
+            instance_of: BTreeMap::new(),
+            state_dir: PathBuf::new(),
         }
     }
 
@@ -75,6 +83,9 @@ impl Keepalived {
         };
         let ha = &snapshot.settings.ha;
         let composed = compose(snapshot, &self.exe, &links, &addrs);
+        self.state_dir
+            .clone_from(&snapshot.settings.runtime.state_dir);
+        self.instance_of = composed.instance_of;
         for (ip, interface) in &composed.placed {
             self.vips.insert(*ip, Some(interface.clone()));
         }
@@ -125,6 +136,10 @@ impl Keepalived {
                 },
                 Some(interface) => VipState::Standby {
                     interface: interface.clone(),
+                    keepalived: self
+                        .instance_of
+                        .get(ip)
+                        .and_then(|i| recorded_state(&self.state_dir, i)),
                 },
             };
             states.insert(*ip, state);
@@ -157,6 +172,10 @@ struct Composed<'a> {
     local: Vec<IpAddr>,
     /// VIPs without an interface, and why.
     unusable: Vec<(&'a gatehouse_model::snapshot::Vip, String)>,
+    /// The instance of each placed VIP.
+    instance_of: BTreeMap<IpAddr, String>,
+    /// What works, but not as well as it should (a sysctl).
+    warnings: Vec<String>,
     text: Result<String, String>,
 }
 
@@ -171,6 +190,8 @@ fn compose<'a>(
         placed: Vec::new(),
         local: Vec::new(),
         unusable: Vec::new(),
+        instance_of: BTreeMap::new(),
+        warnings: Vec::new(),
         text: Ok(String::new()),
     };
     for vip in &snapshot.vips {
@@ -180,13 +201,31 @@ fn compose<'a>(
             Err(why) => composed.unusable.push((vip, why)),
         }
     }
-    composed.text = render::check_command(exe, snapshot.settings.admin.listen).and_then(|check| {
-        let instances = render::plan(&composed.placed, ha)?;
+    let settings = &snapshot.settings;
+    let commands = render::commands(exe, settings.admin.listen, &settings.runtime.state_dir);
+    composed.text = commands.and_then(|commands| {
+        let mut instances = render::plan(&composed.placed, ha)?;
+        for i in &mut instances {
+            for ip in &i.vips {
+                composed.instance_of.insert(*ip, i.name.clone());
+            }
+            if ha.peers.is_empty() {
+                continue;
+            }
+            i.source = Some(source_address(i, ha, links, addrs)?);
+            if i.ipv6 && !keeps_addresses_when_down(&i.interface) {
+                composed.warnings.push(format!(
+                    "net.ipv6.conf.{0}.keep_addr_on_down is 0: when {0} goes down it loses {1}, the address VRRP is sent from, and once it is back keepalived may hold the IPv6 VIPs on both boxes; set it to 1 (sysctl -w net.ipv6.conf.{0}.keep_addr_on_down=1, and in /etc/sysctl.d)",
+                    i.interface,
+                    i.source.map(|s| s.to_string()).unwrap_or_default()
+                ));
+            }
+        }
         Ok(render::render(
             &instances,
             ha,
-            &snapshot.settings.announce,
-            &check,
+            &settings.announce,
+            &commands,
             ORIGIN,
         ))
     });
@@ -194,8 +233,12 @@ fn compose<'a>(
 }
 
 /// What `gatehouse check` shows: the include file gatehouse would write for `snapshot` on
-/// this host (its interfaces decide where each VIP goes), or every reason it cannot.
-pub async fn preview(snapshot: &Snapshot, exe: &Path) -> Result<String, Vec<String>> {
+/// this host (its interfaces decide where each VIP goes) with warnings, or every reason it
+/// cannot be written.
+pub async fn preview(
+    snapshot: &Snapshot,
+    exe: &Path,
+) -> Result<(String, Vec<String>), Vec<String>> {
     let netlink = Netlink::connect().map_err(|e| vec![e.to_string()])?;
     let (links, addrs) = match (netlink.links().await, netlink.addresses().await) {
         (Ok(l), Ok(a)) => (l, a),
@@ -214,13 +257,55 @@ pub async fn preview(snapshot: &Snapshot, exe: &Path) -> Result<String, Vec<Stri
         })
         .collect();
     match composed.text {
-        Ok(text) if errors.is_empty() => Ok(text),
+        Ok(text) if errors.is_empty() => Ok((text, composed.warnings)),
         Ok(_) => Err(errors),
         Err(e) => {
             errors.push(e);
             Err(errors)
         }
     }
+}
+
+/// The address `instance`'s unicast adverts go out from: this box's own address of the
+/// family on the interface (not a VIP, not a /32 or /128, not link-local), preferring one
+/// whose subnet holds a peer.
+fn source_address(
+    instance: &render::Instance,
+    ha: &Ha,
+    links: &[Link],
+    addrs: &[Address],
+) -> Result<IpAddr, String> {
+    let family = if instance.ipv6 { "IPv6" } else { "IPv4" };
+    let link_local =
+        |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+    let own: Vec<&Address> = links
+        .iter()
+        .filter(|l| l.name == instance.interface)
+        .flat_map(|l| addrs.iter().filter(move |a| a.index == l.index))
+        .filter(|a| a.ip.is_ipv6() == instance.ipv6 && !a.is_host() && !link_local(&a.ip))
+        .collect();
+    let peers: Vec<&IpAddr> = ha
+        .peers
+        .iter()
+        .filter(|p| p.is_ipv6() == instance.ipv6)
+        .collect();
+    own.iter()
+        .find(|a| peers.iter().any(|p| a.covers(**p)))
+        .or_else(|| own.first())
+        .map(|a| a.ip)
+        .ok_or_else(|| {
+            format!(
+                "{} has no {family} address of its own (a subnet address, not a /32 or /128 or link-local) to send unicast VRRP from to [ha] peers",
+                instance.interface
+            )
+        })
+}
+
+/// `net.ipv6.conf.<interface>.keep_addr_on_down`: whether the interface keeps its IPv6
+/// addresses while down (assumed when the file cannot be read).
+fn keeps_addresses_when_down(interface: &str) -> bool {
+    let path = format!("/proc/sys/net/ipv6/conf/{interface}/keep_addr_on_down");
+    std::fs::read_to_string(path).map_or(true, |v| v.trim() != "0")
 }
 
 /// The interface a VIP's instance goes on: the one its Gateway address names, else
@@ -311,6 +396,52 @@ fn reload(pid_file: &Path) -> Written {
     }
 }
 
+/// Where `keepalived-notify` records the states of the instances.
+fn states_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("keepalived")
+}
+
+/// An instance name gatehouse writes: `gatehouse_<interface>_ipv4|ipv6`, letters, digits and
+/// `_` only, so it is a safe file name.
+fn instance_name(name: &str) -> bool {
+    name.starts_with("gatehouse_")
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `gatehouse keepalived-notify`: keepalived's `notify` ran with `INSTANCE <name> <state>
+/// <priority>`; records the state for the daemon's status. Other kinds (GROUP) and names
+/// gatehouse did not write are refused.
+pub fn record_state(state_dir: &Path, kind: &str, name: &str, state: &str) -> Result<(), String> {
+    if kind != "INSTANCE" || !instance_name(name) {
+        return Err(format!(
+            "not one of gatehouse's VRRP instances: {kind} {name}"
+        ));
+    }
+    if !matches!(state, "MASTER" | "BACKUP" | "FAULT" | "STOP" | "DELETED") {
+        return Err(format!("not a VRRP state: {state}"));
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = states_dir(state_dir);
+    // keepalived runs scripts with umask 0177: without explicit modes the folder could not
+    // be entered, nor the files read by the daemon.
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Another user's folder (made by an earlier script user) keeps its mode.
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, format!("{state}\n"))
+        .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(name)))
+        .map_err(|e| format!("cannot record {name} {state} in {}: {e}", dir.display()))
+}
+
+/// The state keepalived last reported for instance `name`.
+fn recorded_state(state_dir: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(states_dir(state_dir).join(name)).ok()?;
+    let state = text.trim();
+    (!state.is_empty()).then(|| state.to_string())
+}
+
 /// In `[announce] mode = "self"`: a file gatehouse wrote earlier (in keepalived mode) loses
 /// its instances, so keepalived stops claiming the addresses gatehouse now adds itself.
 pub fn retire(ha: &Ha) {
@@ -389,6 +520,26 @@ mod tests {
         assert!(why.contains("stale pid file"), "{why}");
         std::fs::write(&pid_file, "garbage").unwrap();
         assert!(matches!(reload(&pid_file), Written::NotRunning(w) if w.contains("no process id")));
+    }
+
+    #[test]
+    fn keepalived_notify_records_only_gatehouses_instances_and_states() {
+        let dir = tempfile::tempdir().unwrap();
+        record_state(dir.path(), "INSTANCE", "gatehouse_eth0_ipv4", "FAULT").unwrap();
+        assert_eq!(
+            recorded_state(dir.path(), "gatehouse_eth0_ipv4").as_deref(),
+            Some("FAULT")
+        );
+        record_state(dir.path(), "INSTANCE", "gatehouse_eth0_ipv4", "BACKUP").unwrap();
+        assert_eq!(
+            recorded_state(dir.path(), "gatehouse_eth0_ipv4").as_deref(),
+            Some("BACKUP")
+        );
+        assert!(record_state(dir.path(), "INSTANCE", "../../etc/passwd", "FAULT").is_err());
+        assert!(record_state(dir.path(), "INSTANCE", "operators_own", "FAULT").is_err());
+        assert!(record_state(dir.path(), "GROUP", "gatehouse_g", "FAULT").is_err());
+        assert!(record_state(dir.path(), "INSTANCE", "gatehouse_eth0_ipv6", "rm -rf").is_err());
+        assert_eq!(recorded_state(dir.path(), "gatehouse_eth0_ipv6"), None);
     }
 
     #[test]

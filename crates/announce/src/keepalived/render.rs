@@ -12,7 +12,10 @@
 //!   instances are always VRRPv3 (keepalived's rule); VRRPv2 with `authPass` gets
 //!   `authentication { auth_type PASS }` on IPv4 instances.
 //! - Unicast peers of the instance's family when `[ha] peers` is set (a family without a
-//!   peer is an error); multicast otherwise.
+//!   peer is an error), sent from this box's own address on the interface
+//!   (`unicast_src_ip`: keepalived would send IPv6 from the link-local address, which the
+//!   peers' adverts to the global address never reach: both boxes would become MASTER);
+//!   multicast otherwise.
 //! - `garp_master_repeat` = `[announce] garpCount`, `garp_master_refresh` =
 //!   `refreshInterval` (whole seconds, 0 = none). `garpInterval` is not carried over:
 //!   keepalived's `garp_interval` spaces every frame on an interface, all VIPs together, so
@@ -21,6 +24,8 @@
 //! - `track_script` on `gatehouse_ready`: `gatehouse status --ready --hold 800ms`, run every
 //!   second as `[ha] scriptUser`. It holds its request and fails at once when gatehouse dies
 //!   or stops being ready, so the box leaves MASTER within a fraction of a second.
+//! - `notify`: `gatehouse keepalived-notify`, which records each state keepalived enters
+//!   (MASTER, BACKUP, FAULT, STOP) under `<stateDir>/keepalived/`, for the status.
 
 use gatehouse_model::settings::{Announce, Ha};
 use std::collections::BTreeMap;
@@ -40,6 +45,10 @@ pub struct Instance {
     pub ipv6: bool,
     pub router_id: u8,
     pub vips: Vec<IpAddr>,
+    /// `unicast_src_ip`: this box's own address of the family on the interface, which the
+    /// peers' unicast adverts reach (left to keepalived when None; for IPv6 it would pick
+    /// the link-local address, which the peers do not send to).
+    pub source: Option<IpAddr>,
 }
 
 /// Groups `vips` (address, interface) into instances and numbers them. Errors when the
@@ -81,6 +90,7 @@ pub fn plan(vips: &[(IpAddr, String)], ha: &Ha) -> Result<Vec<Instance>, String>
             ipv6,
             router_id,
             vips: ips,
+            source: None,
         });
     }
     Ok(instances)
@@ -93,32 +103,52 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// The readiness check keepalived runs: this executable's `status --ready`, holding its
-/// request for [`Ha::READY_HOLD`], against the admin listener (a wildcard listen is asked on
-/// the loopback). Errors when the path cannot be written in keepalived's syntax.
-pub fn check_command(exe: &Path, admin: SocketAddr) -> Result<String, String> {
-    let text = exe.to_str().filter(|s| {
-        !s.is_empty()
-            && !s
-                .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
-    });
-    let Some(exe) = text else {
-        return Err(format!(
-            "the gatehouse executable's path ({}) has spaces or quotes, which keepalived's script line cannot hold",
-            exe.display()
-        ));
-    };
+/// The commands keepalived runs: the readiness check and the state recorder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commands {
+    /// This executable's `status --ready`, holding its request for [`Ha::READY_HOLD`],
+    /// against the admin listener (a wildcard listen is asked on the loopback).
+    pub check: String,
+    /// This executable's `keepalived-notify --state-dir DIR`; keepalived appends the
+    /// instance and its new state.
+    pub notify: String,
+}
+
+/// A path keepalived's script lines can hold: no spaces, quotes or backslashes.
+fn plain(path: &Path, what: &str) -> Result<String, String> {
+    path.to_str()
+        .filter(|s| {
+            !s.is_empty()
+                && !s
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+        })
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "{what} ({}) has spaces or quotes, which keepalived's script lines cannot hold",
+                path.display()
+            )
+        })
+}
+
+/// The commands for `exe`, the admin listener `admin` and the state directory `state_dir`.
+pub fn commands(exe: &Path, admin: SocketAddr, state_dir: &Path) -> Result<Commands, String> {
+    let exe = plain(exe, "the gatehouse executable's path")?;
+    let state_dir = plain(state_dir, "[runtime] stateDir")?;
     let ip = match admin.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    Ok(format!(
-        "{exe} status --ready --hold {}ms --admin {}",
-        Ha::READY_HOLD.as_millis(),
-        SocketAddr::new(ip, admin.port())
-    ))
+    Ok(Commands {
+        check: format!(
+            "{exe} status --ready --hold {}ms --admin {}",
+            Ha::READY_HOLD.as_millis(),
+            SocketAddr::new(ip, admin.port())
+        ),
+        notify: format!("{exe} keepalived-notify --state-dir {state_dir}"),
+    })
 }
 
 /// Seconds as keepalived writes decimals: "0.1", "1", "2.25".
@@ -132,7 +162,7 @@ pub fn render(
     instances: &[Instance],
     ha: &Ha,
     announce: &Announce,
-    check: &str,
+    commands: &Commands,
     origin: &str,
 ) -> String {
     let mut out = String::new();
@@ -147,7 +177,7 @@ pub fn render(
     line("# keepalived reads it through `include` in /etc/keepalived/keepalived.conf.");
     line("");
     line(&format!("vrrp_script {SCRIPT_NAME} {{"));
-    line(&format!("    script \"{check}\""));
+    line(&format!("    script \"{}\"", commands.check));
     line("    interval 1");
     line("    timeout 2");
     line("    fall 1");
@@ -181,6 +211,9 @@ pub fn render(
         }
         let peers: Vec<&IpAddr> = ha.peers.iter().filter(|p| p.is_ipv6() == i.ipv6).collect();
         if !peers.is_empty() {
+            if let Some(source) = i.source {
+                let _ = writeln!(block, "    unicast_src_ip {source}");
+            }
             let _ = writeln!(block, "    unicast_peer {{");
             for p in peers {
                 let _ = writeln!(block, "        {p}");
@@ -194,6 +227,11 @@ pub fn render(
         }
         let _ = writeln!(block, "    }}");
         let _ = writeln!(block, "    track_script {{\n        {SCRIPT_NAME}\n    }}");
+        let _ = writeln!(
+            block,
+            "    notify \"{}\" {}",
+            commands.notify, ha.script_user
+        );
         let _ = write!(block, "}}");
         line(&block);
     }
@@ -210,6 +248,13 @@ mod tests {
 
     fn ha() -> Ha {
         Ha::default()
+    }
+
+    fn cmds() -> Commands {
+        Commands {
+            check: "/bin/true".into(),
+            notify: "/bin/true notify".into(),
+        }
     }
 
     #[test]
@@ -264,7 +309,7 @@ mod tests {
             ..Ha::default()
         };
         let instances = plan(&[vip("192.0.2.10", "eth0")], &ha).unwrap();
-        let text = render(&instances, &ha, &Announce::default(), "/bin/true", "test");
+        let text = render(&instances, &ha, &Announce::default(), &cmds(), "test");
         assert!(
             text.contains("    unicast_peer {\n        192.0.2.2\n    }"),
             "{text}"
@@ -276,7 +321,7 @@ mod tests {
     #[test]
     fn instances_start_as_backup_without_preemption_by_default() {
         let instances = plan(&[vip("192.0.2.10", "eth0")], &ha()).unwrap();
-        let text = render(&instances, &ha(), &Announce::default(), "/bin/true", "test");
+        let text = render(&instances, &ha(), &Announce::default(), &cmds(), "test");
         assert!(text.contains("    state BACKUP\n"), "{text}");
         assert!(text.contains("    nopreempt\n"), "{text}");
         assert!(
@@ -291,13 +336,7 @@ mod tests {
             preempt: true,
             ..Ha::default()
         };
-        let text = render(
-            &instances,
-            &preempt,
-            &Announce::default(),
-            "/bin/true",
-            "test",
-        );
+        let text = render(&instances, &preempt, &Announce::default(), &cmds(), "test");
         assert!(!text.contains("nopreempt"), "{text}");
     }
 
@@ -310,7 +349,7 @@ mod tests {
             ..Announce::default()
         };
         let instances = plan(&[vip("192.0.2.10", "eth0")], &ha()).unwrap();
-        let text = render(&instances, &ha(), &announce, "/bin/true", "test");
+        let text = render(&instances, &ha(), &announce, &cmds(), "test");
         assert!(text.contains("    garp_master_repeat 5\n"), "{text}");
         assert!(text.contains("    garp_master_refresh 31\n"), "{text}");
         assert!(
@@ -332,7 +371,7 @@ mod tests {
             &ha,
         )
         .unwrap();
-        let text = render(&instances, &ha, &Announce::default(), "/bin/true", "test");
+        let text = render(&instances, &ha, &Announce::default(), &cmds(), "test");
         let (v4, v6) = text.split_once("gatehouse_eth0_ipv6").unwrap();
         assert!(
             v4.contains("    version 2\n") && v4.contains("auth_pass s3cret"),
@@ -347,43 +386,38 @@ mod tests {
 
     #[test]
     fn the_readiness_check_asks_the_admin_listener_on_loopback_when_it_listens_everywhere() {
-        let cmd = check_command(
-            Path::new("/usr/bin/gatehouse"),
-            "0.0.0.0:9542".parse().unwrap(),
-        )
-        .unwrap();
+        let exe = Path::new("/usr/bin/gatehouse");
+        let state = Path::new("/var/lib/gatehouse");
+        let c = commands(exe, "0.0.0.0:9542".parse().unwrap(), state).unwrap();
         assert_eq!(
-            cmd,
+            c.check,
             "/usr/bin/gatehouse status --ready --hold 800ms --admin 127.0.0.1:9542"
         );
-        let cmd = check_command(
-            Path::new("/usr/bin/gatehouse"),
-            "[::]:9000".parse().unwrap(),
-        )
-        .unwrap();
-        assert!(cmd.ends_with("--admin [::1]:9000"), "{cmd}");
-        let err = check_command(
-            Path::new("/opt/my gatehouse"),
-            "127.0.0.1:9542".parse().unwrap(),
-        )
-        .unwrap_err();
+        assert_eq!(
+            c.notify,
+            "/usr/bin/gatehouse keepalived-notify --state-dir /var/lib/gatehouse"
+        );
+        let c = commands(exe, "[::]:9000".parse().unwrap(), state).unwrap();
+        assert!(c.check.ends_with("--admin [::1]:9000"), "{c:?}");
+        let admin = "127.0.0.1:9542".parse().unwrap();
+        let err = commands(Path::new("/opt/my gatehouse"), admin, state).unwrap_err();
         assert!(err.contains("spaces or quotes"), "{err}");
+        let err = commands(exe, admin, Path::new("/var/lib/my state")).unwrap_err();
+        assert!(err.contains("stateDir"), "{err}");
     }
 
     #[test]
-    fn every_instance_tracks_gatehouses_readiness() {
+    fn every_instance_tracks_gatehouses_readiness_and_reports_its_states() {
         let instances = plan(
             &[vip("192.0.2.10", "eth0"), vip("2001:db8::10", "eth0")],
             &ha(),
         )
         .unwrap();
-        let text = render(
-            &instances,
-            &ha(),
-            &Announce::default(),
-            "/usr/bin/gatehouse status --ready",
-            "test",
-        );
+        let c = Commands {
+            check: "/usr/bin/gatehouse status --ready".into(),
+            notify: "/usr/bin/gatehouse keepalived-notify --state-dir /s".into(),
+        };
+        let text = render(&instances, &ha(), &Announce::default(), &c, "test");
         assert_eq!(
             text.matches("track_script {\n        gatehouse_ready\n    }")
                 .count(),
@@ -395,5 +429,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("    user gatehouse\n"), "{text}");
+        assert_eq!(
+            text.matches(
+                "    notify \"/usr/bin/gatehouse keepalived-notify --state-dir /s\" gatehouse\n"
+            )
+            .count(),
+            2,
+            "{text}"
+        );
     }
 }
