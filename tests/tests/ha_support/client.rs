@@ -1,6 +1,6 @@
 //! The client of `ha.rs`: this test binary re-run inside the client namespace (role
-//! `client`), which GETs the VIP over a new connection every [`EVERY`] and asks who has it
-//! by ARP every [`ARP_EVERY`]; and the parent's side, which reads its answers back.
+//! `client`), which GETs each VIP over a new connection every [`EVERY`] and asks who has the
+//! IPv4 one by ARP every [`ARP_EVERY`]; and the parent's side, which reads its answers back.
 //!
 //! Each request runs on a thread of its own, so a request that hangs until its timeout
 //! delays no other: the client keeps sampling every 10 ms through an outage. Times are
@@ -20,7 +20,7 @@ pub const ARP_EVERY: Duration = Duration::from_millis(50);
 /// How long a client child runs at most if nobody stops it.
 const LIFETIME: Duration = Duration::from_secs(300);
 
-const VIP: &str = "GATEHOUSE_HA_VIP";
+const VIPS: &str = "GATEHOUSE_HA_VIPS";
 const MAC: &str = "GATEHOUSE_HA_MAC";
 const SOURCE: &str = "GATEHOUSE_HA_SOURCE";
 
@@ -37,9 +37,11 @@ pub fn ms(from: u64, to: u64) -> f64 {
     (to as f64 - from as f64) / 1000.0
 }
 
-/// One request: when it started and ended, and the echo backend's name or why none.
+/// One request: to which VIP, when it started and ended, and the echo backend's name or why
+/// none.
 #[derive(Clone, Debug)]
 pub struct Answer {
+    pub vip: String,
     pub start: u64,
     pub end: u64,
     pub result: Result<String, String>,
@@ -58,8 +60,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts the client in `host`'s namespace against `vip` and waits until it runs.
-    pub fn start(host: &Host, vip: &str) -> Client {
+    /// Starts the client in `host`'s namespace against `vips` (the first one IPv4, asked
+    /// for by ARP too) and waits until it runs.
+    pub fn start(host: &Host, vips: &[&str]) -> Client {
+        let vips = vips.join(",");
         let exe = std::env::current_exe().expect("test binary path");
         let mut proc = Proc::spawn(
             &host.ns,
@@ -68,7 +72,7 @@ impl Client {
             &[
                 (ROLE, "client"),
                 (IFACE, &host.iface),
-                (VIP, vip),
+                (VIPS, &vips),
                 (MAC, &host.mac),
                 (SOURCE, &host.v4),
             ],
@@ -77,21 +81,22 @@ impl Client {
         Client { proc }
     }
 
-    /// Every answer so far, in the order the requests started.
-    pub fn answers(&self) -> Vec<Answer> {
+    /// Every answer for `vip` so far, in the order the requests started.
+    pub fn answers(&self, vip: &str) -> Vec<Answer> {
         let mut all: Vec<Answer> = self
             .proc
             .lines_since(0)
             .iter()
             .filter_map(|(_, line)| parse(line))
+            .filter(|a| a.vip == vip)
             .collect();
         all.sort_by_key(|a| a.start);
         all
     }
 
-    /// Answers of requests that ended at or after `since`.
-    pub fn answers_since(&self, since: u64) -> Vec<Answer> {
-        let mut all = self.answers();
+    /// Answers for `vip` of requests that ended at or after `since`.
+    pub fn answers_since(&self, vip: &str, since: u64) -> Vec<Answer> {
+        let mut all = self.answers(vip);
         all.retain(|a| a.end >= since);
         all
     }
@@ -107,24 +112,36 @@ impl Client {
     }
 }
 
-/// `R <start> <end> ok <name>` or `R <start> <end> err <why>`.
+/// `R <vip> <start> <end> ok <name>` or `R <vip> <start> <end> err <why>`.
 fn parse(line: &str) -> Option<Answer> {
     let rest = &line[line.find("R ")? + 2..];
-    let mut words = rest.splitn(4, ' ');
+    let mut words = rest.splitn(5, ' ');
+    let vip = words.next()?.to_string();
     let start = words.next()?.parse().ok()?;
     let end = words.next()?.parse().ok()?;
     let result = match (words.next()?, words.next().unwrap_or("")) {
         ("ok", name) => Ok(name.to_string()),
         (_, why) => Err(why.to_string()),
     };
-    Some(Answer { start, end, result })
+    Some(Answer {
+        vip,
+        start,
+        end,
+        result,
+    })
 }
 
 /// The child side: runs until killed, until [`LIFETIME`], or until nobody reads its output.
 pub fn client() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let iface = var(IFACE);
-    let vip: Ipv4Addr = var(VIP).parse().expect("an IPv4 VIP");
+    let vips: Vec<IpAddr> = var(VIPS)
+        .split(',')
+        .map(|v| v.parse().expect("VIPs"))
+        .collect();
+    let Some(IpAddr::V4(vip)) = vips.first().copied() else {
+        panic!("the first VIP must be IPv4: {vips:?}");
+    };
     let mac = parse_mac(&var(MAC));
     let source: Ipv4Addr = var(SOURCE).parse().expect("an IPv4 source");
     let link = pnet_datalink::interfaces()
@@ -148,22 +165,24 @@ pub fn client() {
     if say("CLIENT READY").is_err() {
         return;
     }
-    let target = SocketAddr::new(IpAddr::V4(vip), 80);
     let began = Instant::now();
     let mut next = began;
     while began.elapsed() < LIFETIME {
-        std::thread::spawn(move || {
-            let start = now_us();
-            let result = get(target);
-            let end = now_us();
-            let line = match result {
-                Ok(name) => format!("R {start} {end} ok {name}"),
-                Err(why) => format!("R {start} {end} err {why}"),
-            };
-            if say(&line).is_err() {
-                std::process::exit(0);
-            }
-        });
+        for &ip in &vips {
+            let target = SocketAddr::new(ip, 80);
+            std::thread::spawn(move || {
+                let start = now_us();
+                let result = get(target);
+                let end = now_us();
+                let line = match result {
+                    Ok(name) => format!("R {ip} {start} {end} ok {name}"),
+                    Err(why) => format!("R {ip} {start} {end} err {why}"),
+                };
+                if say(&line).is_err() {
+                    std::process::exit(0);
+                }
+            });
+        }
         next += EVERY;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -194,9 +213,7 @@ fn get(target: SocketAddr) -> Result<String, String> {
     };
     stream
         .set_write_timeout(Some(left()))
-        .and_then(|()| {
-            stream.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", target.ip()).as_bytes())
-        })
+        .and_then(|()| stream.write_all(b"GET / HTTP/1.0\r\nHost: ha.test\r\n\r\n"))
         .map_err(|e| format!("send: {e}"))?;
     let mut response = Vec::new();
     let mut buf = [0u8; 4096];

@@ -9,22 +9,22 @@
 pub mod client;
 
 use crate::vips_support::{
-    Capture, DEADLINE, GARP_COUNT, Gatehouse, Host, Proc, curl, echo_service, gateway, has_addr,
-    parse_arp, start_echo,
+    Capture, DEADLINE, GARP_COUNT, Gatehouse, Host, Proc, VIP4, VIP6, curl, echo_service, gateway,
+    has_addr, parse_arp, start_echo,
 };
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The VIP the two boxes share.
-pub const VIP: &str = "192.0.2.100";
+/// The VIPs the two boxes share: IPv4 first (the one asked for by ARP), then IPv6.
+pub const VIPS: [&str; 2] = [VIP4, VIP6];
 
-/// One box's `[ha]`: its priority and the other box's address.
+/// One box's `[ha]`: its priority, the other box's addresses and whether to preempt.
 #[derive(Clone, Debug)]
 pub struct HaSettings {
     pub priority: u8,
-    pub peer: String,
+    pub peers: [String; 2],
     pub preempt: bool,
 }
 
@@ -44,7 +44,7 @@ mode = "keepalived"
 garpCount = {GARP_COUNT}
 
 [ha]
-peers = ["{peer}"]
+peers = ["{peer4}", "{peer6}"]
 priority = {priority}
 preempt = {preempt}
 keepalivedConfig = "{include}"
@@ -55,12 +55,13 @@ scriptUser = "root"
 accessLog = false
 {gateway}{service}"#,
         state = gh.state_dir().display(),
-        peer = ha.peer,
+        peer4 = ha.peers[0],
+        peer6 = ha.peers[1],
         priority = ha.priority,
         preempt = ha.preempt,
         include = files.join("gatehouse.conf").display(),
         pid = files.join("keepalived.pid").display(),
-        gateway = gateway("gw", &[(VIP, None)]),
+        gateway = gateway("gw", &[(VIP4, None), (VIP6, None)]),
         service = echo_service(),
     )
 }
@@ -123,6 +124,10 @@ impl Keepalived {
 
     pub fn line_count(&self) -> usize {
         self.proc.line_count()
+    }
+
+    pub fn lines_since(&self, from: usize) -> Vec<(Instant, String)> {
+        self.proc.lines_since(from)
     }
 
     /// Waits for a log line from index `from` on that contains `needle`.
@@ -222,9 +227,10 @@ impl HaBox {
         std::fs::read_to_string(self.include_path()).unwrap_or_default()
     }
 
-    /// `gatehouse_<iface>_ipv4`: the VRRP instance of the VIP on this box.
-    pub fn instance(&self) -> String {
-        format!("gatehouse_{}_ipv4", self.host.iface.replace('-', "_"))
+    /// `gatehouse_<iface>_ipv4|ipv6`: the VRRP instance of `vip` on this box.
+    pub fn instance(&self, vip: &str) -> String {
+        let family = if vip.contains(':') { "ipv6" } else { "ipv4" };
+        format!("gatehouse_{}_{family}", self.host.iface.replace('-', "_"))
     }
 
     pub fn start_keepalived(&mut self) {
@@ -241,15 +247,23 @@ impl HaBox {
         self.keepalived.as_ref().map_or(0, Keepalived::line_count)
     }
 
-    /// Waits until keepalived logs that the instance entered `state` (BACKUP, MASTER,
+    /// Waits until keepalived logs that both instances entered `state` (BACKUP, MASTER,
     /// FAULT) after its line `from`.
-    pub fn wait_state(&mut self, from: usize, state: &str) -> Instant {
-        let needle = format!("({}) Entering {state} STATE", self.instance());
-        self.keepalived().wait_line(from, &needle)
+    pub fn wait_state(&mut self, from: usize, state: &str) {
+        for vip in VIPS {
+            let needle = format!("({}) Entering {state} STATE", self.instance(vip));
+            self.keepalived().wait_line(from, &needle);
+        }
     }
 
-    pub fn holds_vip(&self) -> bool {
-        has_addr(&self.host.ns, VIP)
+    /// Whether this box has every VIP (`true`) or none (`false`); `None` in between.
+    pub fn holds(&self) -> Option<bool> {
+        let held = VIPS.iter().filter(|v| has_addr(&self.host.ns, v)).count();
+        match held {
+            0 => Some(false),
+            n if n == VIPS.len() => Some(true),
+            _ => None,
+        }
     }
 
     /// Rewrites gatehouse.toml with `ha`; gatehouse rewrites the include file and reloads
@@ -262,8 +276,8 @@ impl HaBox {
         self.gh.proc().wait_line(from, "keepalived reloaded");
     }
 
-    /// The role `/status` shows for the VIP (`MASTER`, `BACKUP`, ...), if any.
-    pub fn status_role(&self) -> Option<String> {
+    /// The role `/status` shows for `vip` (`MASTER`, `BACKUP`, ...), if any.
+    pub fn status_role(&self, vip: &str) -> Option<String> {
         let body = curl(
             &self.host.ns,
             "http://127.0.0.1:9542/status",
@@ -275,26 +289,26 @@ impl HaBox {
             .as_array()?
             .iter()
             .flat_map(|g| g["vips"].as_array().cloned().unwrap_or_default())
-            .find(|v| v["address"] == VIP)
+            .find(|v| v["address"] == vip)
             .and_then(|v| v["role"].as_str().map(str::to_string))
     }
 
-    /// `gatehouse_vip_active{address="VIP"}` of `/metrics`, if present.
-    pub fn vip_active(&self) -> Option<String> {
+    /// `gatehouse_vip_active{address="<vip>"}` of `/metrics`, if present.
+    pub fn vip_active(&self, vip: &str) -> Option<String> {
         let body = curl(
             &self.host.ns,
             "http://127.0.0.1:9542/metrics",
             Duration::from_secs(2),
         )
         .ok()?;
-        let needle = format!("gatehouse_vip_active{{address=\"{VIP}\"}} ");
+        let needle = format!("gatehouse_vip_active{{address=\"{vip}\"}} ");
         body.lines()
             .find_map(|l| l.strip_prefix(&needle))
             .map(|v| v.trim().to_string())
     }
 }
 
-/// One ARP request for the VIP from the client and the replies that followed it before the
+/// One ARP request for the IPv4 VIP from the client and the replies that followed it before the
 /// next request: (arrival, sender MAC) each.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -302,10 +316,10 @@ pub struct Exchange {
     pub replies: Vec<(Instant, [u8; 6])>,
 }
 
-/// The client's ARP requests for the VIP (its own and its kernel's) in the capture, each
+/// The client's ARP requests for the IPv4 VIP (its own and its kernel's) in the capture, each
 /// with the replies to it.
 pub fn arp_exchanges(capture: &Capture, client: &Host) -> Vec<Exchange> {
-    let vip: Ipv4Addr = VIP.parse().expect("IPv4 VIP");
+    let vip: Ipv4Addr = VIP4.parse().expect("IPv4 VIP");
     let me: Ipv4Addr = client.v4.parse().expect("IPv4 client");
     let mut exchanges: Vec<Exchange> = Vec::new();
     for (at, frame) in capture.frames() {
