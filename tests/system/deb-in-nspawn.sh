@@ -20,12 +20,12 @@ step() { echo "== $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # --- the root file system --------------------------------------------------------------
-if [ ! -x "$cache/usr/bin/systemctl" ] || [ ! -e "$cache/.complete" ]; then
+if [ ! -x "$cache/usr/bin/systemctl" ] || [ ! -x "$cache/usr/sbin/keepalived" ] || [ ! -e "$cache/.complete" ]; then
   step "debootstrap $suite into $cache (cached for the next run)"
   rm -rf "$cache.tmp"
   mkdir -p "$(dirname "$cache")"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,iproute2,curl,ca-certificates,man-db,bash-completion,procps \
+    --include=systemd,systemd-sysv,dbus,iproute2,curl,ca-certificates,man-db,bash-completion,procps,keepalived \
     "$suite" "$cache.tmp" "$mirror" >/dev/null
   touch "$cache.tmp/.complete"
   rm -rf "$cache"
@@ -182,6 +182,63 @@ in_c systemctl stop gatehouse
 in_c systemctl start gatehouse
 wait_active
 
+step "keepalived mode under systemd: gatehouse writes the include file, reloads keepalived, and fails over"
+[ "$(in_c stat -c %G /etc/keepalived/conf.d)" = gatehouse ] || fail "/etc/keepalived/conf.d is not the gatehouse group's"
+# A link of the container's own (private network): one box, no peer, so keepalived goes MASTER.
+in_c ip link add ha0 type veth peer name ha1
+in_c ip link set ha1 up
+in_c ip link set ha0 up
+in_c ip addr add 192.0.2.1/24 dev ha0
+cp "$root/usr/share/doc/gatehouse/examples/keepalived.conf" "$root/etc/keepalived/keepalived.conf"
+cp "$root/etc/gatehouse/gatehouse.toml" "$work/gatehouse.toml.before-ha"
+cat >> "$root/etc/gatehouse/gatehouse.toml" <<'TOML'
+
+[announce]
+mode = "keepalived"
+
+[ha]
+interface = "ha0"
+
+[[Gateway]]
+name = "vip"
+gatewayClassName = "gatehouse"
+addresses = [{ value = "192.0.2.100" }]
+listeners = [{ name = "http", protocol = "HTTP", port = 8090 }]
+TOML
+in_c systemctl start keepalived
+in_c systemctl reload gatehouse
+wait_vip() { # $1: present|absent
+  for _ in $(seq 100); do
+    if in_c ip -o addr show dev ha0 | grep -q " 192.0.2.100/32 "; then now=present; else now=absent; fi
+    [ "$now" = "$1" ] && return 0
+    sleep 0.1
+  done
+  in_c cat /etc/keepalived/conf.d/gatehouse.conf || true
+  in_c journalctl -u keepalived -u gatehouse --no-pager | tail -n 40
+  fail "192.0.2.100 is not $1 on ha0"
+}
+wait_vip present
+[ "$(in_c stat -c %U /etc/keepalived/conf.d/gatehouse.conf)" = gatehouse ] || fail "the include file is not gatehouse's"
+in_c journalctl -u gatehouse --no-pager | grep -q "keepalived reloaded" || fail "gatehouse did not reload keepalived (CAP_KILL)"
+# The role is read from the interface once a second.
+for _ in $(seq 30); do in_c gatehouse status | grep -q "192.0.2.100 (MASTER)" && break; sleep 0.1; done
+in_c gatehouse status | grep -q "192.0.2.100 (MASTER)" || { in_c gatehouse status; fail "status does not show MASTER"; }
+in_c curl -s --max-time 2 http://127.0.0.1:9542/metrics | grep -q 'gatehouse_vip_active{address="192.0.2.100"} 1' || fail "gatehouse_vip_active is not 1"
+in_c curl -s -o /dev/null --max-time 2 -w '%{http_code}' http://192.0.2.100:8090/ | grep -q 404 || fail "the VIP is not served"
+# Stopping gatehouse fails its readiness check: keepalived gives the address up.
+in_c systemctl stop gatehouse
+wait_vip absent
+in_c journalctl -u keepalived --no-pager | grep -q "Entering FAULT STATE" || fail "keepalived did not enter FAULT"
+in_c systemctl start gatehouse
+wait_active
+wait_vip present
+# Back to mode self: the instances leave keepalived's file.
+in_c systemctl stop keepalived
+cp "$work/gatehouse.toml.before-ha" "$root/etc/gatehouse/gatehouse.toml"
+in_c systemctl reload gatehouse
+for _ in $(seq 50); do grep -q vrrp_instance "$root/etc/keepalived/conf.d/gatehouse.conf" || break; sleep 0.1; done
+if grep -q vrrp_instance "$root/etc/keepalived/conf.d/gatehouse.conf"; then fail "mode self left the VRRP instances"; fi
+
 step "apt remove: stopped, unit gone, changed conffile kept"
 in_c systemctl stop echo-backend
 in_c env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gatehouse >/dev/null
@@ -193,6 +250,7 @@ step "apt purge: no state, no conffile"
 in_c env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q gatehouse >/dev/null
 [ ! -e "$root/var/lib/gatehouse" ] || fail "/var/lib/gatehouse is left"
 [ ! -e "$root/etc/gatehouse/gatehouse.toml" ] || fail "the conffile is left after purge"
+[ ! -e "$root/etc/keepalived/conf.d/gatehouse.conf" ] || fail "the keepalived include file is left after purge"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/gatehouse.service" ] || fail "the enablement link is left"
 
 step "poweroff"

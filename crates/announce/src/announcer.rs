@@ -54,6 +54,9 @@ pub struct Announcer {
     keepalived: Option<Keepalived>,
     /// Whether the first apply happened (leftovers of an earlier run are dealt with then).
     started: bool,
+    /// This executable, for keepalived's readiness check; read at start, before a package
+    /// upgrade can replace the file.
+    exe: PathBuf,
     /// For [`Announcer::host_addresses`] when no VIP needed a manager.
     netlink: Option<Netlink>,
     report: Report,
@@ -84,6 +87,7 @@ impl Announcer {
             manager: None,
             keepalived: None,
             started: false,
+            exe: executable(),
             netlink: None,
             report: Report::default(),
         }
@@ -162,9 +166,7 @@ impl Announcer {
             if first {
                 VipManager::hand_over(&netlink, &self.state_dir).await;
             }
-            let exe =
-                std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/gatehouse"));
-            self.keepalived = Some(Keepalived::new(netlink, exe));
+            self.keepalived = Some(Keepalived::new(netlink, self.exe.clone()));
         }
         let Some(k) = self.keepalived.as_mut() else {
             return self.report.clone();
@@ -283,4 +285,16 @@ fn unusable(snapshot: &Snapshot, why: &str) -> BTreeMap<IpAddr, VipState> {
             (v.address, state)
         })
         .collect()
+}
+
+/// The path of this executable. Linux reports a file replaced since the start (a package
+/// upgrade before the restart) as "PATH (deleted)": the path is what keepalived should run.
+fn executable() -> PathBuf {
+    let Ok(exe) = std::env::current_exe() else {
+        return PathBuf::from("/usr/bin/gatehouse");
+    };
+    match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    }
 }
