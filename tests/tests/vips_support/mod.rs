@@ -56,8 +56,9 @@ const CAPTURE_LIFETIME: Duration = Duration::from_secs(300);
 // ---------------------------------------------------------------------------------------
 // Prerequisites
 
-/// Why these tests cannot run here, if they cannot.
-fn missing_prerequisite() -> Option<String> {
+/// Why these tests cannot run here, if they cannot; `extra` are more (command, Debian
+/// package) pairs a test needs.
+fn missing_prerequisite(extra: &[(&str, &str)]) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let root = status
         .lines()
@@ -67,7 +68,8 @@ fn missing_prerequisite() -> Option<String> {
     if !root {
         return Some("needs root for network namespaces and AF_PACKET".into());
     }
-    for (tool, package) in [("ip", "iproute2"), ("curl", "curl"), ("sysctl", "procps")] {
+    let base = [("ip", "iproute2"), ("curl", "curl"), ("sysctl", "procps")];
+    for &(tool, package) in base.iter().chain(extra) {
         if !which(tool) {
             return Some(format!("needs the `{tool}` command ({package})"));
         }
@@ -78,7 +80,12 @@ fn missing_prerequisite() -> Option<String> {
 /// True when the test must be skipped (it printed why). With `CI` set a missing
 /// prerequisite is a failure: CI runs as root with the tools installed.
 pub fn skip() -> bool {
-    let Some(reason) = missing_prerequisite() else {
+    skip_without(&[])
+}
+
+/// [`skip`] for a test that also needs the (command, Debian package) pairs of `extra`.
+pub fn skip_without(extra: &[(&str, &str)]) -> bool {
+    let Some(reason) = missing_prerequisite(extra) else {
         return false;
     };
     assert!(
@@ -438,6 +445,12 @@ impl Proc {
 
     pub fn line_count(&self) -> usize {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The lines from index `from` on, with their arrival times.
+    pub fn lines_since(&self, from: usize) -> Vec<(Instant, String)> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.get(from..).unwrap_or_default().to_vec()
     }
 
     /// The first line from index `from` on that contains `needle`, with its arrival time.
