@@ -14,27 +14,10 @@ use gatehouse_tests::gatehouse_bin;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use vips_support::{Net, Proc, ip, skip, wait_until};
-
-/// Why keepalived cannot be run here, if it cannot.
-fn no_keepalived() -> Option<String> {
-    let found = Command::new("sh")
-        .args(["-c", "command -v keepalived"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (!found).then(|| "needs keepalived (the Debian package keepalived)".to_string())
-}
+use vips_support::{Net, Proc, ip, skip_without, wait_until};
 
 fn skipped() -> bool {
-    if skip() {
-        return true;
-    }
-    if let Some(reason) = no_keepalived() {
-        assert!(std::env::var_os("CI").is_none(), "CI is set, but: {reason}");
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    false
+    skip_without(&[("keepalived", "keepalived")])
 }
 
 /// A configuration folder whose gatehouse.toml is `settings` plus `resources`, with the
