@@ -83,6 +83,9 @@ impl Keepalived {
         };
         let ha = &snapshot.settings.ha;
         let composed = compose(snapshot, &self.exe, &links, &addrs);
+        for w in &composed.warnings {
+            tracing::warn!("{w}");
+        }
         self.state_dir
             .clone_from(&snapshot.settings.runtime.state_dir);
         self.instance_of = composed.instance_of;
