@@ -200,6 +200,7 @@ pub struct HttpRoute {
     pub rules: Vec<HttpRule>,
 }
 
+/// A TLSRoute or TCPRoute rule: a name and backendRefs, nothing to match on.
 #[derive(Clone, Debug)]
 pub struct TlsRule {
     pub name: Option<String>,
@@ -211,6 +212,14 @@ pub struct TlsRoute {
     pub meta: Meta,
     pub parent_refs: Vec<ParentRef>,
     pub hostnames: Vec<Hostname>,
+    pub rules: Vec<TlsRule>,
+}
+
+/// A TCPRoute (Gateway API v1alpha2): no hostnames, 1 to 16 rules.
+#[derive(Clone, Debug)]
+pub struct TcpRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
     pub rules: Vec<TlsRule>,
 }
 
@@ -272,6 +281,7 @@ pub struct Document {
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
     pub tls_routes: Vec<TlsRoute>,
+    pub tcp_routes: Vec<TcpRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub services: Vec<Service>,
     pub secrets: Vec<Secret>,

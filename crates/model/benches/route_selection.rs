@@ -61,6 +61,7 @@ fn snapshot(t: HttpRouteTable) -> Snapshot {
         ports: vec![PortGroup {
             port: 80,
             tls: false,
+            tcp: false,
             listeners: vec![0],
             addresses: Vec::new(),
         }],

@@ -8,7 +8,7 @@
 use crate::ResourceKey;
 use crate::hostname::Hostname;
 use crate::http::HttpRouteTable;
-use crate::tls::{Certificate, SniTable};
+use crate::tls::{Certificate, SniTable, TlsRule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +20,7 @@ pub enum Protocol {
     HTTP,
     HTTPS,
     TLS,
+    TCP,
 }
 
 impl Protocol {
@@ -28,13 +29,15 @@ impl Protocol {
             "HTTP" => Some(Protocol::HTTP),
             "HTTPS" => Some(Protocol::HTTPS),
             "TLS" => Some(Protocol::TLS),
+            "TCP" => Some(Protocol::TCP),
             _ => None,
         }
     }
 
-    /// Whether connections on this listener start with a TLS ClientHello.
+    /// Whether connections on this listener start with a TLS ClientHello (TCP listeners'
+    /// connections are spliced as they come, HTTP ones are read as HTTP).
     pub fn is_tls(self) -> bool {
-        !matches!(self, Protocol::HTTP)
+        matches!(self, Protocol::HTTPS | Protocol::TLS)
     }
 }
 
@@ -56,6 +59,15 @@ pub enum ListenerKind {
     },
     /// TLS passed through to a backend chosen by SNI.
     TlsPassthrough { routes: SniTable },
+    /// TLS terminated with one of `certificates` (chosen by SNI), then the plaintext stream
+    /// spliced to a TCP backend of the TLSRoute the SNI selects.
+    TlsTerminate {
+        routes: SniTable,
+        certificates: Vec<Arc<Certificate>>,
+    },
+    /// Every connection spliced to a backend of the one TCPRoute rule the listener serves
+    /// (`None`: no route attached, connections are closed).
+    Tcp { rule: Option<Arc<TlsRule>> },
 }
 
 /// A programmed listener.
@@ -80,7 +92,9 @@ impl Listener {
     pub fn http_routes(&self) -> Option<&HttpRouteTable> {
         match &self.kind {
             ListenerKind::Http { routes } | ListenerKind::Https { routes, .. } => Some(routes),
-            ListenerKind::TlsPassthrough { .. } => None,
+            ListenerKind::TlsPassthrough { .. }
+            | ListenerKind::TlsTerminate { .. }
+            | ListenerKind::Tcp { .. } => None,
         }
     }
 }

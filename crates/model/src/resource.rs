@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The Gateway API group that Gateway, HTTPRoute, TLSRoute and ReferenceGrant belong to.
+/// The Gateway API group that Gateway, HTTPRoute, TLSRoute, TCPRoute and ReferenceGrant belong
+/// to.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// The core group (`""`), which Service, Secret and Namespace belong to.
 pub const CORE_GROUP: &str = "";
@@ -17,6 +18,7 @@ pub enum Kind {
     Gateway,
     HTTPRoute,
     TLSRoute,
+    TCPRoute,
     ReferenceGrant,
     Service,
     Secret,
@@ -26,11 +28,12 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in the order `gatehouse check` lists them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
         Kind::TLSRoute,
+        Kind::TCPRoute,
         Kind::ReferenceGrant,
         Kind::Service,
         Kind::Secret,
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::HTTPRoute => "HTTPRoute",
             Kind::TLSRoute => "TLSRoute",
+            Kind::TCPRoute => "TCPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::Service => "Service",
             Kind::Secret => "Secret",
@@ -60,6 +64,7 @@ impl Kind {
             | Kind::Gateway
             | Kind::HTTPRoute
             | Kind::TLSRoute
+            | Kind::TCPRoute
             | Kind::ReferenceGrant => GATEWAY_GROUP,
             Kind::Service | Kind::Secret | Kind::Namespace => CORE_GROUP,
             Kind::LoadBalancerIPPool => "cilium.io",

@@ -52,6 +52,9 @@ pub struct IpPool {
 pub struct PortGroup {
     pub port: u16,
     pub tls: bool,
+    /// Whether a TCP listener is on the port (on some address): connections to it are
+    /// spliced, not read as HTTP.
+    pub tcp: bool,
     /// Indexes into `Snapshot::listeners`.
     pub listeners: Vec<usize>,
     /// The addresses to bind; empty means the wildcard addresses.

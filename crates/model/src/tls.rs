@@ -1,5 +1,6 @@
 //! TLS material and TLSRoute routing: certificates read from Secrets, and the SNI table of a
-//! Passthrough listener.
+//! TLS listener (Passthrough or Terminate). [`TlsRule`] is also what a TCPRoute rule
+//! compiles to: a rule of either kind is its backends and nothing else.
 
 use crate::ResourceKey;
 use crate::backend::Backends;
@@ -27,14 +28,14 @@ impl fmt::Debug for Certificate {
     }
 }
 
-/// A compiled TLSRoute rule.
+/// A compiled TLSRoute or TCPRoute rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsRule {
     pub rule: RuleRef,
     pub backends: Backends,
 }
 
-/// The TLSRoutes of one Passthrough listener, by the SNI they serve. Only one route serves a
+/// The TLSRoutes of one TLS listener, by the SNI they serve. Only one route serves a
 /// hostname: the first one inserted (the oldest route) keeps it.
 #[derive(Clone, Debug, Default)]
 pub struct SniTable {

@@ -17,9 +17,11 @@
 pub mod backends;
 mod http;
 mod io;
+pub mod l4;
 pub mod listeners;
 pub mod metrics;
 mod serve;
+mod tcp;
 pub mod tls;
 mod workers;
 

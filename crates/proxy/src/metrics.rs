@@ -76,11 +76,17 @@ pub struct Metrics {
     pub passthrough_connections: IntCounterVec,
     pub passthrough_bytes: IntCounterVec,
     pub sni_unmatched: IntCounterVec,
+    pub tls_terminate_connections: IntCounterVec,
+    pub tls_terminate_bytes: IntCounterVec,
+    pub tcp_connections: IntCounterVec,
+    pub tcp_bytes: IntCounterVec,
+    pub tcp_duration: HistogramVec,
+    pub tcp_unrouted: IntCounterVec,
     pub rejected_requests: IntCounterVec,
     pub rejected_connections: IntCounterVec,
     pub mirrors_dropped: IntCounter,
     accepted: [IntCounter; 2],
-    active: [IntGauge; 5],
+    active: [IntGauge; 7],
     rejected: [IntCounter; 11],
     max_connections_reached: IntCounter,
 }
@@ -93,15 +99,19 @@ pub enum Protocol {
     HttpsHttp1,
     HttpsH2,
     TlsPassthrough,
+    TlsTerminate,
+    Tcp,
 }
 
 impl Protocol {
-    const ALL: [Protocol; 5] = [
+    const ALL: [Protocol; 7] = [
         Protocol::Http1,
         Protocol::H2c,
         Protocol::HttpsHttp1,
         Protocol::HttpsH2,
         Protocol::TlsPassthrough,
+        Protocol::TlsTerminate,
+        Protocol::Tcp,
     ];
 
     fn label(self) -> &'static str {
@@ -111,6 +121,8 @@ impl Protocol {
             Protocol::HttpsHttp1 => "https_http1",
             Protocol::HttpsH2 => "https_h2",
             Protocol::TlsPassthrough => "tls_passthrough",
+            Protocol::TlsTerminate => "tls_terminate",
+            Protocol::Tcp => "tcp",
         }
     }
 }
@@ -246,6 +258,22 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Hi
     )
 }
 
+/// Buckets for the life of a spliced connection: from a probe to a long-lived session.
+const CONNECTION_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0];
+
+fn connection_histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(CONNECTION_BUCKETS.to_vec());
+    register(
+        registry,
+        HistogramVec::new(opts, labels).expect("valid metric definition"),
+    )
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     register(
         registry,
@@ -362,6 +390,42 @@ impl Metrics {
                 "TLS connections closed because no listener, route or backend took their SNI.",
                 &["port", "reason"],
             ),
+            tls_terminate_connections: counter(
+                registry,
+                "gatehouse_tls_terminate_connections_total",
+                "TLS connections terminated and spliced to a TCP backend (TLSRoute, mode Terminate).",
+                &["gateway", "listener", "route"],
+            ),
+            tls_terminate_bytes: counter(
+                registry,
+                "gatehouse_tls_terminate_bytes_total",
+                "Plaintext bytes spliced after TLS termination, by direction (in: client to backend).",
+                &["gateway", "listener", "route", "direction"],
+            ),
+            tcp_connections: counter(
+                registry,
+                "gatehouse_tcp_connections_total",
+                "TCP connections spliced to a backend (TCPRoute).",
+                &["gateway", "listener", "route"],
+            ),
+            tcp_bytes: counter(
+                registry,
+                "gatehouse_tcp_bytes_total",
+                "Bytes spliced on TCP listeners, by direction (in: client to backend).",
+                &["gateway", "listener", "route", "direction"],
+            ),
+            tcp_duration: connection_histogram(
+                registry,
+                "gatehouse_tcp_connection_duration_seconds",
+                "Life of a TCP connection spliced to a backend, from accept to close.",
+                &["gateway", "listener", "route"],
+            ),
+            tcp_unrouted: counter(
+                registry,
+                "gatehouse_tcp_unrouted_total",
+                "Connections to TCP listeners closed without reaching a backend, by reason.",
+                &["port", "reason"],
+            ),
             mirrors_dropped: register(
                 registry,
                 IntCounter::new(
@@ -411,17 +475,39 @@ impl Metrics {
     }
 
     /// A passthrough connection finished.
-    pub fn passthrough_done(&self, l: &Listener, done: &crate::tls::passthrough::Spliced) {
+    pub fn passthrough_done(&self, l: &Listener, done: &crate::l4::Spliced) {
+        l4_done(
+            &self.passthrough_connections,
+            &self.passthrough_bytes,
+            l,
+            done,
+        );
+    }
+
+    /// A TLS-terminated connection spliced to a TCP backend finished.
+    pub fn tls_terminate_done(&self, l: &Listener, done: &crate::l4::Spliced) {
+        l4_done(
+            &self.tls_terminate_connections,
+            &self.tls_terminate_bytes,
+            l,
+            done,
+        );
+    }
+
+    /// A TCP connection finished.
+    pub fn tcp_done(&self, l: &Listener, done: &crate::l4::Spliced) {
         let gw = l.gateway.namespaced_name();
-        let labels = [gw.as_str(), l.name.as_str(), done.route.as_str()];
-        self.passthrough_connections
-            .with_label_values(&labels)
+        self.tcp_duration
+            .with_label_values(&[gw.as_str(), l.name.as_str(), done.route.as_str()])
+            .observe(done.duration.as_secs_f64());
+        l4_done(&self.tcp_connections, &self.tcp_bytes, l, done);
+    }
+
+    /// A connection to a TCP listener was closed without reaching a backend.
+    pub fn tcp_unrouted(&self, port: u16, reason: &str) {
+        self.tcp_unrouted
+            .with_label_values(&[&port.to_string(), reason])
             .inc();
-        for (dir, n) in [("in", done.bytes_in), ("out", done.bytes_out)] {
-            self.passthrough_bytes
-                .with_label_values(&[labels[0], labels[1], labels[2], dir])
-                .inc_by(n);
-        }
     }
 
     /// Removes the series of gateways, listeners, routes, backends and Secrets that are not
@@ -461,8 +547,30 @@ impl Metrics {
             self.tls_handshakes,
             self.tls_certificate_expiry,
             self.passthrough_connections,
-            self.passthrough_bytes
+            self.passthrough_bytes,
+            self.tls_terminate_connections,
+            self.tls_terminate_bytes,
+            self.tcp_connections,
+            self.tcp_bytes,
+            self.tcp_duration
         );
+    }
+}
+
+/// Counts a finished spliced connection and its bytes in both directions.
+fn l4_done(
+    connections: &IntCounterVec,
+    bytes: &IntCounterVec,
+    l: &Listener,
+    done: &crate::l4::Spliced,
+) {
+    let gw = l.gateway.namespaced_name();
+    let labels = [gw.as_str(), l.name.as_str(), done.route.as_str()];
+    connections.with_label_values(&labels).inc();
+    for (dir, n) in [("in", done.bytes_in), ("out", done.bytes_out)] {
+        bytes
+            .with_label_values(&[labels[0], labels[1], labels[2], dir])
+            .inc_by(n);
     }
 }
 
@@ -683,13 +791,22 @@ impl LiveNames {
                         }
                     }
                 }
-                gatehouse_model::listener::ListenerKind::TlsPassthrough { routes } => {
+                gatehouse_model::listener::ListenerKind::TlsPassthrough { routes }
+                | gatehouse_model::listener::ListenerKind::TlsTerminate { routes, .. } => {
                     for rule in routes.rules() {
                         add_rule(&rule.rule.route, &rule.backends);
                     }
                 }
+                gatehouse_model::listener::ListenerKind::Tcp { rule } => {
+                    if let Some(rule) = rule {
+                        add_rule(&rule.rule.route, &rule.backends);
+                    }
+                }
             }
-            if let gatehouse_model::listener::ListenerKind::Https { certificates, .. } = &l.kind {
+            if let gatehouse_model::listener::ListenerKind::Https { certificates, .. }
+            | gatehouse_model::listener::ListenerKind::TlsTerminate { certificates, .. } =
+                &l.kind
+            {
                 for c in certificates {
                     live.secrets.insert(c.secret.namespaced_name());
                 }

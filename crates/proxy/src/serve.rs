@@ -1,11 +1,13 @@
 //! One client connection, from accept to close, on the serving thread that accepted it.
 //!
 //! ```text
-//! accept ─▶ under maxConnections? ─▶ ConnInfo (addresses, once) ─▶ port is TLS?
+//! accept ─▶ under maxConnections? ─▶ ConnInfo (addresses, once) ─▶ TCP listener? TLS port?
+//!   TCP ─▶ splice to a backend of the listener's TCPRoute (crate::tcp)
 //!   plaintext ─▶ h2c preface? ─┬─ yes ─▶ HTTP/2 loop ─▶ Pingora, one task per stream
 //!                              └─ no ──▶ HTTP/1 loop: read_head (limits) ─▶ Pingora ─▶ again
 //!   TLS ─▶ ClientHello (SNI) ─▶ listener ─┬─ Passthrough ─▶ splice to a backend
-//!                                         └─ Terminate ───▶ rustls ─▶ ALPN h2 / HTTP/1 loop
+//!                                         ├─ HTTPS ───────▶ rustls ─▶ ALPN h2 / HTTP/1 loop
+//!                                         └─ TLS Terminate ▶ rustls ─▶ splice to a backend
 //! ```
 //!
 //! gatehouse drives HTTP/1 keep-alive and HTTP/2 stream acceptance itself rather than through
@@ -112,11 +114,26 @@ async fn serve(
     };
     let info = ConnInfo::new(local, peer);
     let generation = worker.shared.current();
-    let is_tls = generation
+    let (is_tls, has_tcp) = generation
         .snapshot
         .ports
         .iter()
-        .any(|p| p.port == info.local.port() && p.tls);
+        .find(|p| p.port == info.local.port())
+        .map_or((false, false), |p| (p.tls, p.tcp));
+    if has_tcp {
+        let tcp_listener = generation
+            .snapshot
+            .listeners_at(info.local)
+            .find(|(_, l)| l.protocol == gatehouse_model::listener::Protocol::TCP)
+            .map(|(id, _)| id);
+        if let Some(id) = tcp_listener {
+            let metrics = &worker.shared.metrics;
+            metrics.accepted(false);
+            let _active = metrics.active(Protocol::Tcp);
+            crate::tcp::serve_tcp(tcp, &info, generation, id, metrics).await;
+            return;
+        }
+    }
     worker.shared.metrics.accepted(is_tls);
     if is_tls {
         serve_tls(tcp, info, generation, worker, shutdown).await;
@@ -222,31 +239,53 @@ async fn serve_tls(
                 }
             }
         }
-        ListenerKind::Https { .. } => {
-            let Some(config) = generation.tls.get(id).cloned() else {
+        ListenerKind::TlsTerminate { routes, .. } => {
+            // No route for the SNI: closed before the handshake, so no certificate is shown.
+            if sni.and_then(|s| routes.lookup(s)).is_none() {
+                tracing::debug!(client = %info.peer, sni = sni.unwrap_or(""), "closed: no TLSRoute for this SNI");
+                metrics.sni_unmatched(port, "no_route");
+                return;
+            }
+            let started = std::time::Instant::now();
+            let labels = crate::metrics::ListenerLabels::of(listener);
+            let Some(stream) = handshake(
+                &generation,
+                id,
+                &labels,
+                &limits,
+                &kept,
+                tcp,
+                &info,
+                metrics,
+            )
+            .await
+            else {
                 return;
             };
+            let tls = tls::terminate::negotiated(stream.get_ref().1);
+            metrics.tls_handshake(&labels, "ok", tls.version);
+            let _active = metrics.active(Protocol::TlsTerminate);
+            crate::tcp::serve_terminated(stream, &info, sni, &generation, id, started, metrics)
+                .await;
+        }
+        ListenerKind::Https { .. } => {
             let labels = crate::metrics::ListenerLabels::of(listener);
-            drop(generation);
             let fd = tcp.as_raw_fd();
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let handshake = tokio::time::timeout(
-                limits.request_header_timeout,
-                acceptor.accept(Replay::new(&kept, tcp)),
-            );
-            let stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(client = %info.peer, "TLS handshake failed: {e}");
-                    metrics.tls_handshake(&labels, "failed", "");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(client = %info.peer, "TLS handshake timed out");
-                    metrics.tls_handshake(&labels, "timeout", "");
-                    return;
-                }
+            let Some(stream) = handshake(
+                &generation,
+                id,
+                &labels,
+                &limits,
+                &kept,
+                tcp,
+                &info,
+                metrics,
+            )
+            .await
+            else {
+                return;
             };
+            drop(generation);
             let tls = tls::terminate::negotiated(stream.get_ref().1);
             metrics.tls_handshake(&labels, "ok", tls.version);
             let mut conn = ClientConn::new(stream, fd, info.local, info.peer);
@@ -265,7 +304,41 @@ async fn serve_tls(
                 serve_h1(conn, info, worker, shutdown).await;
             }
         }
-        ListenerKind::Http { .. } => {}
+        ListenerKind::Http { .. } | ListenerKind::Tcp { .. } => {}
+    }
+}
+
+/// The TLS handshake of a terminating listener (bounded by `requestHeaderTimeout`), replaying
+/// the ClientHello bytes already read; a failure is counted and closes the connection.
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
+    generation: &Generation,
+    id: gatehouse_model::decide::ListenerId,
+    labels: &crate::metrics::ListenerLabels,
+    limits: &Limits,
+    kept: &[u8],
+    tcp: TcpStream,
+    info: &ConnInfo,
+    metrics: &crate::metrics::Metrics,
+) -> Option<tokio_rustls::server::TlsStream<Replay<TcpStream>>> {
+    let config = generation.tls.get(id).cloned()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = tokio::time::timeout(
+        limits.request_header_timeout,
+        acceptor.accept(Replay::new(kept, tcp)),
+    );
+    match handshake.await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(client = %info.peer, "TLS handshake failed: {e}");
+            metrics.tls_handshake(labels, "failed", "");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = %info.peer, "TLS handshake timed out");
+            metrics.tls_handshake(labels, "timeout", "");
+            None
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `[[HTTPRoute]]` and `[[TLSRoute]]`: parentRefs, hostnames, rules, matches and
+//! `[[HTTPRoute]]`, `[[TLSRoute]]` and `[[TCPRoute]]`: parentRefs, hostnames, rules, matches and
 //! backendRefs, with the Gateway API's schema (CEL) rules enforced as load errors. Filters
 //! are in the sibling `filter` module.
 
@@ -7,7 +7,7 @@ use super::{duration, one_of};
 use crate::decode::{Cx, Table, Value};
 use crate::raw::{
     BackendObjectRef, BackendRef, Document, HttpRoute, HttpRule, Meta, ParentRef, RawFilters,
-    RouteTimeouts, TlsRoute, TlsRule,
+    RouteTimeouts, TcpRoute, TlsRoute, TlsRule,
 };
 use crate::validate;
 use gatehouse_model::filter::PathModifier;
@@ -86,24 +86,9 @@ pub(super) fn tls_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
             );
         }
         for item in items.into_iter().take(1) {
-            let Some(mut r) = item.table(cx) else {
-                continue;
-            };
-            let name = rule_name(cx, &mut r);
-            let mut backend_refs = Vec::new();
-            if let Some(b) = r.req(cx, "backendRefs") {
-                let items = b.array_max(cx, 16).unwrap_or_default();
-                if items.is_empty() && b.v.get_ref().is_array() {
-                    b.error(cx, "a TLSRoute rule needs at least one backendRef");
-                }
-                for item in items {
-                    if let Some(br) = backend_ref(cx, &item, false) {
-                        backend_refs.push(br);
-                    }
-                }
+            if let Some(rule) = l4_rule(cx, &item, "TLSRoute") {
+                rules.push(rule);
             }
-            r.finish(cx);
-            rules.push(TlsRule { name, backend_refs });
         }
     }
     t.finish(cx);
@@ -113,6 +98,60 @@ pub(super) fn tls_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
         hostnames,
         rules,
     });
+}
+
+/// A TCPRoute: parentRefs and 1 to 16 rules (v1alpha2), each with 1 to 16 backendRefs and a
+/// name unique in the route. It has no hostnames: a TCP listener has none to match.
+pub(super) fn tcp_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &mut Document) {
+    let parent_refs = parent_refs(cx, &mut t);
+    let mut rules: Vec<TlsRule> = Vec::new();
+    if let Some(v) = t.req(cx, "rules") {
+        let items = v.array_max(cx, 16).unwrap_or_default();
+        if items.is_empty() && v.v.get_ref().is_array() {
+            v.error(cx, "a TCPRoute needs at least one rule");
+        }
+        for item in items {
+            let Some(rule) = l4_rule(cx, &item, "TCPRoute") else {
+                continue;
+            };
+            if let Some(name) = &rule.name
+                && rules.iter().any(|r| r.name.as_ref() == Some(name))
+            {
+                item.error(
+                    cx,
+                    format!("rule name \"{name}\" is used twice in this route"),
+                );
+                continue;
+            }
+            rules.push(rule);
+        }
+    }
+    t.finish(cx);
+    doc.tcp_routes.push(TcpRoute {
+        meta,
+        parent_refs,
+        rules,
+    });
+}
+
+/// A TLSRoute or TCPRoute rule: an optional name and 1 to 16 backendRefs (no filters).
+fn l4_rule(cx: &mut Cx<'_>, item: &Value<'_, '_>, kind: &str) -> Option<TlsRule> {
+    let mut r = item.table(cx)?;
+    let name = rule_name(cx, &mut r);
+    let mut backend_refs = Vec::new();
+    if let Some(b) = r.req(cx, "backendRefs") {
+        let items = b.array_max(cx, 16).unwrap_or_default();
+        if items.is_empty() && b.v.get_ref().is_array() {
+            b.error(cx, format!("a {kind} rule needs at least one backendRef"));
+        }
+        for item in items {
+            if let Some(br) = backend_ref(cx, &item, false) {
+                backend_refs.push(br);
+            }
+        }
+    }
+    r.finish(cx);
+    Some(TlsRule { name, backend_refs })
 }
 
 fn rule_name(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<String> {

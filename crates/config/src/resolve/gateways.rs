@@ -28,6 +28,9 @@ pub(crate) struct ResolvedListener {
     pub index: usize,
     /// `None` when gatehouse does not serve the protocol (or mode).
     pub protocol: Option<Protocol>,
+    /// Whether TLS is terminated here (HTTPS, and TLS with mode Terminate): it needs a
+    /// usable certificate to be programmed.
+    pub terminates: bool,
     pub supported_kinds: Vec<RouteGroupKind>,
     pub accepted: Result<(), Problem>,
     pub resolved_refs: Result<(), Problem>,
@@ -45,7 +48,7 @@ impl ResolvedListener {
         if let Err(p) = &self.accepted {
             return Err(Problem::new(reason::INVALID, p.message.clone()));
         }
-        if self.protocol == Some(Protocol::HTTPS) && self.certificates.is_empty() {
+        if self.terminates && self.certificates.is_empty() {
             let why = match &self.resolved_refs {
                 Err(p) => p.message.clone(),
                 Ok(()) => "no usable certificate".to_string(),
@@ -369,25 +372,24 @@ pub(crate) fn resolve_listener(
     let (protocol, accepted) = match (l.protocol.as_str(), mode) {
         ("HTTP", _) => (Some(Protocol::HTTP), Ok(())),
         ("HTTPS", _) => (Some(Protocol::HTTPS), Ok(())),
-        ("TLS", Some(TlsMode::Passthrough)) => (Some(Protocol::TLS), Ok(())),
-        ("TLS", _) => (
-            None,
-            Err(Problem::new(
-                reason::UNSUPPORTED_VALUE,
-                "TLS listeners with mode Terminate are not supported; use protocol HTTPS to terminate TLS",
-            )),
-        ),
+        ("TLS", Some(_)) => (Some(Protocol::TLS), Ok(())),
+        ("TCP", _) => (Some(Protocol::TCP), Ok(())),
         (p, _) => (
             None,
             Err(Problem::new(
                 reason::UNSUPPORTED_PROTOCOL,
-                format!("protocol \"{p}\" is not supported; gatehouse serves HTTP, HTTPS and TLS"),
+                format!(
+                    "protocol \"{p}\" is not supported; gatehouse serves HTTP, HTTPS, TLS and TCP"
+                ),
             )),
         ),
     };
+    let terminates = protocol == Some(Protocol::HTTPS)
+        || (protocol == Some(Protocol::TLS) && mode == Some(TlsMode::Terminate));
     let valid_kinds: &[Kind] = match protocol {
         Some(Protocol::HTTP) | Some(Protocol::HTTPS) => &[Kind::HTTPRoute],
         Some(Protocol::TLS) => &[Kind::TLSRoute],
+        Some(Protocol::TCP) => &[Kind::TCPRoute],
         None => &[],
     };
     let mut supported_kinds = Vec::new();
@@ -431,7 +433,7 @@ pub(crate) fn resolve_listener(
         ))
     };
     let mut certificates = Vec::new();
-    if protocol == Some(Protocol::HTTPS) {
+    if terminates {
         let refs = l
             .tls
             .as_ref()
@@ -519,6 +521,7 @@ pub(crate) fn resolve_listener(
         gateway,
         index,
         protocol,
+        terminates,
         supported_kinds,
         accepted,
         resolved_refs,
@@ -538,8 +541,10 @@ pub(crate) fn share_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
 
 /// Marks listeners that cannot share their port with another one. Listeners conflict when
 /// they are on the same port and addresses (see [`share_addresses`]) and either one is
-/// plaintext while the other is TLS (`ProtocolConflict`), or both would be selected by the
-/// same hostname (`HostnameConflict`).
+/// plaintext while the other is TLS, or one is TCP and the other is not (`ProtocolConflict`:
+/// a TCP listener takes every connection of its port), or both would be selected by the
+/// same hostname (`HostnameConflict`; TCP listeners have none, so two on one port always
+/// do).
 pub(crate) fn mark_conflicts(
     doc: &Document,
     gateways: &[ResolvedGateway],
@@ -575,7 +580,8 @@ pub(crate) fn mark_conflicts(
                 lb.name,
                 doc.gateways[b.gateway].meta.key()
             );
-            let problem = if pa.is_tls() != pb.is_tls() {
+            let tcp_and_other = (pa == Protocol::TCP) != (pb == Protocol::TCP);
+            let problem = if pa.is_tls() != pb.is_tls() || tcp_and_other {
                 Some(Problem::new(
                     reason::PROTOCOL_CONFLICT,
                     format!(

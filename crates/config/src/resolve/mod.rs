@@ -82,6 +82,8 @@ fn cond(kind: &str, r: &Result<(), Problem>, ok_reason: &str) -> Condition {
 struct CompiledRoute<R> {
     rules: Vec<Arc<R>>,
     problems: Vec<Problem>,
+    /// Rules gatehouse drops while serving the rest: the route's `PartiallyInvalid`.
+    dropped: Option<Problem>,
 }
 
 /// What resolving a document gives.
@@ -139,6 +141,14 @@ pub(crate) fn resolve(
         &doc.tls_routes,
         |r| compile_tls_route(doc, r),
     );
+    let (tcp_attachments, tcp_compiled) = attach_routes(
+        doc,
+        &resolved_gateways,
+        &mut listeners,
+        &mut status,
+        &doc.tcp_routes,
+        |r| compile_tcp_route(doc, r),
+    );
 
     // 4. Status and snapshot.
     status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
@@ -181,6 +191,14 @@ pub(crate) fn resolve(
                     }
                 }
             }
+            Protocol::TCP => {
+                // Attachment let one route at most onto a TCP listener.
+                let rule = tcp_attachments
+                    .iter()
+                    .find(|(_, a)| a.listener == li)
+                    .and_then(|(ri, _)| tcp_compiled[*ri].rules.first().cloned());
+                ListenerKind::Tcp { rule }
+            }
             Protocol::TLS => {
                 let mut routes = SniTable::default();
                 let mut attached: Vec<&(usize, Attachment)> = tls_attachments
@@ -194,7 +212,14 @@ pub(crate) fn resolve(
                         routes.insert(names, rule.clone());
                     }
                 }
-                ListenerKind::TlsPassthrough { routes }
+                if l.terminates {
+                    ListenerKind::TlsTerminate {
+                        routes,
+                        certificates: l.certificates.clone(),
+                    }
+                } else {
+                    ListenerKind::TlsPassthrough { routes }
+                }
             }
         };
         snapshot.listeners.push(Listener {
@@ -263,6 +288,19 @@ impl RouteSpec for raw::HttpRoute {
     }
 }
 
+impl RouteSpec for raw::TcpRoute {
+    const KIND: Kind = Kind::TCPRoute;
+    fn meta(&self) -> &raw::Meta {
+        &self.meta
+    }
+    fn parent_refs(&self) -> &[raw::ParentRef] {
+        &self.parent_refs
+    }
+    fn hostnames(&self) -> &[gatehouse_model::hostname::Hostname] {
+        &[]
+    }
+}
+
 impl RouteSpec for raw::TlsRoute {
     const KIND: Kind = Kind::TLSRoute;
     fn meta(&self) -> &raw::Meta {
@@ -296,6 +334,7 @@ fn attach_routes<R: RouteSpec, C>(
             kind: R::KIND,
             namespace: &route.meta().namespace,
             hostnames: route.hostnames(),
+            exclusive: R::KIND == Kind::TCPRoute,
         };
         let parents = attach_route(
             doc,
@@ -304,6 +343,7 @@ fn attach_routes<R: RouteSpec, C>(
             &info,
             route.parent_refs(),
             &compiled.problems,
+            compiled.dropped.as_ref(),
             |a| attached.push((ri, a)),
         );
         status.routes.push(RouteStatus {
@@ -323,6 +363,7 @@ fn attach_route(
     info: &RouteInfo<'_>,
     parent_refs: &[raw::ParentRef],
     problems: &[Problem],
+    dropped: Option<&Problem>,
     mut record: impl FnMut(Attachment),
 ) -> Vec<RouteParentStatus> {
     let resolved_refs = match merge(problems) {
@@ -332,7 +373,14 @@ fn attach_route(
     let mut counted: Vec<usize> = Vec::new();
     let mut parents = Vec::new();
     for parent in parent_refs {
-        let accepted = match routes::attach(doc, gateways, listeners, info, parent) {
+        let attached = routes::attach(doc, gateways, listeners, info, parent).and_then(|a| {
+            if info.exclusive {
+                routes::exclusive_attachments(doc, listeners, info, a, &counted)
+            } else {
+                Ok(a)
+            }
+        });
+        let accepted = match attached {
             Ok(attachments) => {
                 for a in attachments {
                     if !counted.contains(&a.listener) {
@@ -345,17 +393,27 @@ fn attach_route(
             }
             Err(p) => Err(p),
         };
+        let mut conditions = vec![
+            cond(condition::ACCEPTED, &accepted, reason::ACCEPTED),
+            cond(
+                condition::RESOLVED_REFS,
+                &resolved_refs,
+                reason::RESOLVED_REFS,
+            ),
+        ];
+        // PartiallyInvalid is set only on an accepted route, and only when True.
+        if let (Ok(()), Some(d)) = (&accepted, dropped) {
+            conditions.push(Condition::new(
+                condition::PARTIALLY_INVALID,
+                true,
+                d.reason,
+                d.message.clone(),
+            ));
+        }
         parents.push(RouteParentStatus {
             parent_ref: routes::status_parent_ref(parent, info.namespace),
             controller_name: CONTROLLER_NAME.to_string(),
-            conditions: vec![
-                cond(condition::ACCEPTED, &accepted, reason::ACCEPTED),
-                cond(
-                    condition::RESOLVED_REFS,
-                    &resolved_refs,
-                    reason::RESOLVED_REFS,
-                ),
-            ],
+            conditions,
         });
     }
     parents
@@ -476,26 +534,56 @@ fn compile_http_route(doc: &Document, route: &raw::HttpRoute) -> CompiledRoute<H
             })
         })
         .collect();
-    CompiledRoute { rules, problems }
+    CompiledRoute {
+        rules,
+        problems,
+        dropped: None,
+    }
 }
 
 fn compile_tls_route(doc: &Document, route: &raw::TlsRoute) -> CompiledRoute<TlsRule> {
+    compile_l4_rules(doc, Kind::TLSRoute, &route.meta, &route.rules)
+}
+
+/// A TCPRoute's rules. A TCP listener has nothing to choose between rules by, so only the
+/// first rule is served; the others are dropped, and the route says so with
+/// `PartiallyInvalid=True/UnsupportedValue` (the Gateway API's "Drop Rule(s)" approach).
+fn compile_tcp_route(doc: &Document, route: &raw::TcpRoute) -> CompiledRoute<TlsRule> {
+    let mut compiled = compile_l4_rules(
+        doc,
+        Kind::TCPRoute,
+        &route.meta,
+        &route.rules[..route.rules.len().min(1)],
+    );
+    if route.rules.len() > 1 {
+        compiled.dropped = Some(Problem::new(
+            reason::UNSUPPORTED_VALUE,
+            format!(
+                "Dropped Rule(s) 1 to {}: a TCP listener cannot tell connections apart, so only the first rule of a TCPRoute is served",
+                route.rules.len() - 1
+            ),
+        ));
+    }
+    compiled
+}
+
+/// TLSRoute and TCPRoute rules: backends only.
+fn compile_l4_rules(
+    doc: &Document,
+    kind: Kind,
+    meta: &raw::Meta,
+    rules: &[raw::TlsRule],
+) -> CompiledRoute<TlsRule> {
     let mut problems = Vec::new();
-    let rules = route
-        .rules
+    let rules = rules
         .iter()
         .enumerate()
         .map(|(index, r)| {
-            let backends = compile_backends(
-                doc,
-                Kind::TLSRoute,
-                &route.meta.namespace,
-                &r.backend_refs,
-                &mut problems,
-            );
+            let backends =
+                compile_backends(doc, kind, &meta.namespace, &r.backend_refs, &mut problems);
             Arc::new(TlsRule {
                 rule: RuleRef {
-                    route: route.meta.key(),
+                    route: meta.key(),
                     index,
                     name: r.name.clone(),
                 },
@@ -503,7 +591,11 @@ fn compile_tls_route(doc: &Document, route: &raw::TlsRoute) -> CompiledRoute<Tls
             })
         })
         .collect();
-    CompiledRoute { rules, problems }
+    CompiledRoute {
+        rules,
+        problems,
+        dropped: None,
+    }
 }
 
 fn insert_http_route(
@@ -547,10 +639,17 @@ pub(crate) fn port_groups(listeners: &[Listener]) -> Vec<PortGroup> {
             None => groups.push(PortGroup {
                 port: l.port,
                 tls: l.protocol.is_tls(),
+                tcp: false,
                 listeners: vec![i],
                 addresses: l.addresses.clone(),
             }),
         }
+    }
+    for g in &mut groups {
+        g.tcp = g
+            .listeners
+            .iter()
+            .any(|&i| listeners[i].protocol == Protocol::TCP);
     }
     groups.sort_by_key(|g| g.port);
     groups

@@ -4,7 +4,9 @@
 //! by sectionName and/or port), the listeners' allowedRoutes must admit the route's kind and
 //! namespace, and the route's hostnames must intersect the listener's. The first step that
 //! leaves no listener names the reason: `NoMatchingParent`, `NotAllowedByListeners`,
-//! `NoMatchingListenerHostname`. Backend references resolve independently of attachment and
+//! `NoMatchingListenerHostname`. A TCP listener serves one route (it has nothing to tell
+//! connections apart by): a TCPRoute whose listeners all serve an older one is
+//! `NotAllowedByListeners`. Backend references resolve independently of attachment and
 //! give the route's `ResolvedRefs` condition.
 
 use super::Problem;
@@ -23,6 +25,9 @@ pub(crate) struct RouteInfo<'a> {
     pub kind: Kind,
     pub namespace: &'a str,
     pub hostnames: &'a [Hostname],
+    /// A listener serves at most one route of this kind (TCPRoute): the caller offers the
+    /// route only listeners no other route has attached to ([`exclusive_attachments`]).
+    pub exclusive: bool,
 }
 
 /// A listener a route attached to, with the hostnames it serves there (`None`: all).
@@ -176,6 +181,50 @@ pub(crate) fn attach(
         ));
     }
     Ok(attachments)
+}
+
+/// For a route that needs a listener to itself: the attachments to listeners that no other
+/// route took (`mine` lists those this route already took through another parentRef), or
+/// `NotAllowedByListeners` when every listener is taken.
+pub(crate) fn exclusive_attachments(
+    doc: &Document,
+    listeners: &[ResolvedListener],
+    route: &RouteInfo<'_>,
+    attachments: Vec<Attachment>,
+    mine: &[usize],
+) -> Result<Vec<Attachment>, Problem> {
+    let Some(first) = attachments.first() else {
+        return Ok(attachments);
+    };
+    let raw = |i: usize| {
+        let l = &listeners[i];
+        (
+            &doc.gateways[l.gateway],
+            &doc.gateways[l.gateway].listeners[l.index],
+        )
+    };
+    let (gw, first_raw) = raw(first.listener);
+    let protocol = first_raw.protocol.clone();
+    let taken: Vec<String> = attachments
+        .iter()
+        .map(|a| format!("\"{}\"", raw(a.listener).1.name))
+        .collect();
+    let free: Vec<Attachment> = attachments
+        .into_iter()
+        .filter(|a| listeners[a.listener].attached_routes == 0 || mine.contains(&a.listener))
+        .collect();
+    if free.is_empty() {
+        return Err(Problem::new(
+            reason::NOT_ALLOWED_BY_LISTENERS,
+            format!(
+                "listener {} of {} already serves an older {}; a {protocol} listener serves one route",
+                taken.join(", "),
+                gw.meta.key(),
+                route.kind,
+            ),
+        ));
+    }
+    Ok(free)
 }
 
 /// Resolves a backendRef of a route of `kind` in `namespace`.

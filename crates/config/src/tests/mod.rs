@@ -7,6 +7,7 @@ mod fuzz;
 mod gateways;
 mod http_references;
 mod http_routes;
+mod tcp_routes;
 mod tls_routes;
 
 use crate::{Loaded, SourceFile, load};

@@ -315,19 +315,124 @@ listeners = [{ name = "tls", protocol = "TLS", port = 443, tls = { mode = "Passt
 }
 
 #[test]
-fn tls_route_listener_terminate_not_supported() {
-    let l = load_ok(
-        r#"
+fn tls_listener_terminate_supports_tls_route_and_routes_by_sni() {
+    // TLSRouteListenerTerminateSupportedKinds and TLSRouteTerminateSimpleSameNamespace.
+    let l = load_with(
+        &format!(
+            r#"{TLS_BACKENDS}
+[[Secret]]
+name = "c"
+namespace = "infra"
+certFile = "cert.pem"
+keyFile = "key.pem"
 [[Gateway]]
 name = "g"
 namespace = "infra"
 gatewayClassName = "gatehouse"
-listeners = [{ name = "tls", protocol = "TLS", port = 443, tls = { mode = "Terminate", certificateRefs = [{ name = "c" }] } }]
-"#,
+listeners = [{{ name = "tls", protocol = "TLS", port = 8443, hostname = "tls.example.com", tls = {{ mode = "Terminate", certificateRefs = [{{ name = "c" }}] }} }}]
+{}"#,
+            tls_route("t", "g", &["tls.example.com"], "tls-backend")
+        ),
+        &[
+            ("/etc/gatehouse/cert.pem", cert_pem()),
+            ("/etc/gatehouse/key.pem", key_pem()),
+        ],
     );
     let ls = listener(l.gw("infra", "g"), "tls");
-    assert_cond(&ls.conditions, c::ACCEPTED, false, r::UNSUPPORTED_VALUE);
-    assert!(ls.supported_kinds.is_empty());
+    assert_cond(&ls.conditions, c::ACCEPTED, true, r::ACCEPTED);
+    assert_cond(&ls.conditions, c::PROGRAMMED, true, r::PROGRAMMED);
+    assert_eq!(ls.attached_routes, 1);
+    assert_eq!(
+        ls.supported_kinds
+            .iter()
+            .map(|k| k.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["TLSRoute"]
+    );
+    let local: SocketAddr = ([127, 0, 0, 1], 8443).into();
+    let lst = l
+        .snapshot
+        .select_listener(local, Some("tls.example.com"))
+        .unwrap();
+    let ListenerKind::TlsTerminate {
+        routes,
+        certificates,
+    } = &lst.kind
+    else {
+        panic!("not a TLS Terminate listener: {:?}", lst.kind);
+    };
+    assert_eq!(certificates.len(), 1);
+    assert!(routes.lookup("tls.example.com").is_some());
+    assert!(routes.lookup("other.example.com").is_none());
+}
+
+#[test]
+fn tls_terminate_listener_without_a_usable_certificate_is_not_programmed() {
+    let l = load_ok(&format!(
+        r#"{TLS_BACKENDS}
+[[Gateway]]
+name = "g"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [{{ name = "tls", protocol = "TLS", port = 8443, tls = {{ mode = "Terminate", certificateRefs = [{{ name = "missing" }}] }} }}]
+{}"#,
+        tls_route("t", "g", &["tls.example.com"], "tls-backend")
+    ));
+    let ls = listener(l.gw("infra", "g"), "tls");
+    assert_cond(
+        &ls.conditions,
+        c::RESOLVED_REFS,
+        false,
+        r::INVALID_CERTIFICATE_REF,
+    );
+    assert_cond(&ls.conditions, c::PROGRAMMED, false, r::INVALID);
+    assert!(l.snapshot.listeners.is_empty());
+}
+
+#[test]
+fn tls_terminate_and_passthrough_listeners_share_a_port() {
+    // TLSRouteMixedTerminationSameNamespace: each listener keeps its route.
+    let l = load_with(
+        &format!(
+            r#"{TLS_BACKENDS}
+[[Secret]]
+name = "c"
+namespace = "infra"
+certFile = "cert.pem"
+keyFile = "key.pem"
+[[Gateway]]
+name = "g"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [
+  {{ name = "terminate", protocol = "TLS", port = 8883, hostname = "tls.example.com", tls = {{ mode = "Terminate", certificateRefs = [{{ name = "c" }}] }} }},
+  {{ name = "passthrough", protocol = "TLS", port = 8883, hostname = "abc.example.com", tls = {{ mode = "Passthrough" }} }},
+]
+{}{}"#,
+            tls_route("t", "g", &["tls.example.com"], "tls-backend"),
+            tls_route("p", "g", &["abc.example.com"], "tls-backend-2")
+        ),
+        &[
+            ("/etc/gatehouse/cert.pem", cert_pem()),
+            ("/etc/gatehouse/key.pem", key_pem()),
+        ],
+    );
+    for ls in ["terminate", "passthrough"] {
+        let st = listener(l.gw("infra", "g"), ls);
+        assert_cond(&st.conditions, c::ACCEPTED, true, r::ACCEPTED);
+        assert_cond(&st.conditions, c::CONFLICTED, false, r::NO_CONFLICTS);
+        assert_eq!(st.attached_routes, 1);
+    }
+    assert_eq!(
+        sni(&l, 8883, "abc.example.com").as_deref(),
+        Some("tls-backend-2")
+    );
+    let local: SocketAddr = ([127, 0, 0, 1], 8883).into();
+    let lst = l
+        .snapshot
+        .select_listener(local, Some("tls.example.com"))
+        .unwrap();
+    assert!(matches!(lst.kind, ListenerKind::TlsTerminate { .. }));
 }
 
 #[test]

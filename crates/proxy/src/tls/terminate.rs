@@ -1,6 +1,7 @@
-//! TLS termination: one rustls `ServerConfig` per HTTPS listener of a generation, choosing
-//! among the listener's certificates by SNI, and what a finished handshake negotiated (ALPN
-//! decides HTTP/2 or HTTP/1.1).
+//! TLS termination: one rustls `ServerConfig` per terminating listener of a generation (HTTPS,
+//! and TLS with mode Terminate), choosing among the listener's certificates by SNI, and what
+//! a finished handshake negotiated (on HTTPS, ALPN decides HTTP/2 or HTTP/1.1; a TLS
+//! listener offers no ALPN, since what it carries is opaque to it).
 //!
 //! Resumption: session tickets and a session cache per listener, kept across reloads for as
 //! long as the listener's certificates stay the same.
@@ -66,14 +67,17 @@ fn certified_key(
 struct ListenerConfig {
     /// `gateway/listener`.
     label: String,
+    /// Whether ALPN offers h2 and http/1.1 (HTTPS), or nothing (TLS, mode Terminate).
+    http: bool,
     certificates: Vec<Arc<Certificate>>,
     config: Arc<ServerConfig>,
 }
 
 impl ListenerConfig {
     /// Whether this configuration serves exactly `certificates` for `label`.
-    fn serves(&self, label: &str, certificates: &[Arc<Certificate>]) -> bool {
+    fn serves(&self, label: &str, http: bool, certificates: &[Arc<Certificate>]) -> bool {
         self.label == label
+            && self.http == http
             && self.certificates.len() == certificates.len()
             && self
                 .certificates
@@ -90,7 +94,7 @@ pub struct TlsConfigs {
 }
 
 impl TlsConfigs {
-    /// Builds a configuration for every HTTPS listener; a certificate rustls cannot load
+    /// Builds a configuration for every terminating listener; a certificate rustls cannot load
     /// leaves its listener out (its connections are closed) and is logged. A listener whose
     /// certificates did not change keeps its configuration from `previous`, and with it its
     /// session cache and ticket keys: clients resume across the reload. A listener whose
@@ -103,8 +107,10 @@ impl TlsConfigs {
         let provider = provider();
         let mut by_listener = HashMap::new();
         for (i, l) in snapshot.listeners.iter().enumerate() {
-            let ListenerKind::Https { certificates, .. } = &l.kind else {
-                continue;
+            let (certificates, http) = match &l.kind {
+                ListenerKind::Https { certificates, .. } => (certificates, true),
+                ListenerKind::TlsTerminate { certificates, .. } => (certificates, false),
+                _ => continue,
             };
             let label = l.label();
             for c in certificates {
@@ -118,10 +124,10 @@ impl TlsConfigs {
             let kept = previous
                 .by_listener
                 .values()
-                .find(|p| p.serves(&label, certificates));
+                .find(|p| p.serves(&label, http, certificates));
             let config = match kept {
                 Some(p) => p.config.clone(),
-                None => match new_config(&label, certificates, &provider) {
+                None => match new_config(&label, http, certificates, &provider) {
                     Some(c) => c,
                     None => continue,
                 },
@@ -130,6 +136,7 @@ impl TlsConfigs {
                 i,
                 ListenerConfig {
                     label,
+                    http,
                     certificates: certificates.clone(),
                     config,
                 },
@@ -147,6 +154,7 @@ impl TlsConfigs {
 /// keys of its own.
 fn new_config(
     label: &str,
+    http: bool,
     certificates: &[Arc<Certificate>],
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Option<Arc<ServerConfig>> {
@@ -175,7 +183,9 @@ fn new_config(
             return None;
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if http {
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     match rustls::crypto::ring::Ticketer::new() {
         Ok(t) => config.ticketer = t,
