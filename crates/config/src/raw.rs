@@ -251,6 +251,7 @@ pub struct Service {
     pub endpoints: Vec<Endpoint>,
     pub health_check: Option<HealthCheck>,
     pub outlier_detection: Option<OutlierDetection>,
+    pub proxy_protocol: Option<gatehouse_model::backend::ProxyVersion>,
 }
 
 #[derive(Clone, Debug)]

@@ -88,6 +88,20 @@ pub struct Service {
     pub endpoints: Vec<Endpoint>,
     pub health_check: Option<HealthCheck>,
     pub outlier_detection: Option<OutlierDetection>,
+    /// A PROXY protocol header sent first on every connection gatehouse forwards at layer 4
+    /// (TLS passthrough, TCPRoute, TLSRoute Terminate), so the backend learns the client's
+    /// address.
+    pub proxy_protocol: Option<ProxyVersion>,
+}
+
+/// The PROXY protocol version a Service's endpoints read (HAProxy's `send-proxy` and
+/// `send-proxy-v2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProxyVersion {
+    /// The text header: `PROXY TCP4 <client> <local> <client port> <local port>\r\n`.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 impl Service {

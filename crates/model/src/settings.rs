@@ -1,5 +1,5 @@
 //! Daemon settings: the `[admin]`, `[log]`, `[runtime]`, `[announce]`, `[ha]`, `[http]`,
-//! `[limits]` and `[forwarded]` tables of `gatehouse.toml`, with the defaults an operator gets when a
+//! `[limits]`, `[forwarded]` and `[proxyProtocol]` tables of `gatehouse.toml`, with the defaults an operator gets when a
 //! table or key is absent.
 
 use serde::Serialize;
@@ -17,6 +17,7 @@ pub struct Settings {
     pub http: Http,
     pub limits: Limits,
     pub forwarded: Forwarded,
+    pub proxy_protocol: ProxyProtocol,
 }
 
 /// The admin listener: `/metrics`, `/status`, `/healthz`, `/readyz`.
@@ -267,6 +268,28 @@ impl Default for Limits {
             tcp_keepalive: Duration::from_secs(60),
             max_mirrors_in_flight: 256,
         }
+    }
+}
+
+/// `[proxyProtocol]`: ports whose connections start with a PROXY protocol header (v1 or v2)
+/// from a load balancer in front of gatehouse, and which peers may send one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyProtocol {
+    pub ports: Vec<u16>,
+    /// Peers allowed to connect to those ports; anyone else is closed at once, since a PROXY
+    /// header lets its sender claim any client address.
+    pub trusted_sources: Vec<ipnet::IpNet>,
+}
+
+impl ProxyProtocol {
+    /// Whether connections to `port` carry a PROXY header.
+    pub fn expects(&self, port: u16) -> bool {
+        self.ports.contains(&port)
+    }
+
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_sources.iter().any(|n| n.contains(&ip))
     }
 }
 

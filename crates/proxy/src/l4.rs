@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 
 /// How long connecting to one backend endpoint may take.
@@ -66,10 +66,13 @@ pub struct Upstream<'a> {
 /// Draws a backendRef of `backends` by weight and connects one of its endpoints, trying the
 /// next endpoint when one fails. A draw that lands on an unresolved backendRef fails the
 /// connection: the Gateway API rejects that share of connections.
+///
+/// A Service with `proxyProtocol` gets the PROXY header for `client` before anything else.
 pub async fn connect<'a>(
     generation: &Generation,
     backends: &'a Backends,
     limits: &Limits,
+    client: &ConnInfo,
 ) -> Result<Upstream<'a>, L4Error> {
     let backend = match backends.pick(fastrand::u64(..)) {
         Pick::Backend(_, b) => b,
@@ -108,6 +111,19 @@ pub async fn connect<'a>(
     };
     let _ = stream.set_nodelay(true);
     set_keepalive(&stream, limits);
+    let mut stream = stream;
+    if let Some(version) = generation
+        .snapshot
+        .services
+        .get(*service)
+        .and_then(|s| s.proxy_protocol)
+    {
+        let header = crate::proxy_protocol::encode(version, client.peer, client.local);
+        if let Err(e) = stream.write_all(&header).await {
+            tracing::debug!(endpoint = %endpoint, "sending the PROXY header failed: {e}");
+            return Err(L4Error::NoEndpoint);
+        }
+    }
     Ok(Upstream {
         stream,
         backend,

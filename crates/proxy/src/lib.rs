@@ -20,6 +20,7 @@ mod io;
 pub mod l4;
 pub mod listeners;
 pub mod metrics;
+pub mod proxy_protocol;
 mod serve;
 mod tcp;
 pub mod tls;

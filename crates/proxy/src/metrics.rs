@@ -89,6 +89,8 @@ pub struct Metrics {
     active: [IntGauge; 7],
     rejected: [IntCounter; 11],
     max_connections_reached: IntCounter,
+    /// `[proxyProtocol]` refusals: untrusted peer, malformed header, no header in time.
+    proxy_header_rejected: [IntCounter; 3],
 }
 
 /// The kinds of client connection counted as active.
@@ -312,6 +314,12 @@ impl Metrics {
             // absent() guard.
             rejected: Reject::ALL.map(|r| rejected_requests.with_label_values(&[r.label()])),
             max_connections_reached: rejected_connections.with_label_values(&["max_connections"]),
+            proxy_header_rejected: [
+                "proxy_protocol_untrusted",
+                "proxy_protocol_malformed",
+                "proxy_protocol_timeout",
+            ]
+            .map(|r| rejected_connections.with_label_values(&[r])),
             rejected_requests,
             rejected_connections,
             accepted: ["tcp", "tls"].map(|k| downstream_connections.with_label_values(&[k])),
@@ -455,6 +463,17 @@ impl Metrics {
         if limiter.allow() {
             tracing::warn!("[limits] maxConnections reached: new connections are closed at once");
         }
+    }
+
+    /// A connection to a `[proxyProtocol]` port was closed for `reason` (see
+    /// [`crate::proxy_protocol::ProxyHeaderError::reason`]).
+    pub fn proxy_header_rejected(&self, reason: &str) {
+        let i = match reason {
+            "proxy_protocol_untrusted" => 0,
+            "proxy_protocol_malformed" => 1,
+            _ => 2,
+        };
+        self.proxy_header_rejected[i].inc();
     }
 
     /// A request was refused before routing.

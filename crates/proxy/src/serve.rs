@@ -19,6 +19,7 @@
 use crate::io::{ClientConn, HeadError, HeadLimits, Replay};
 use crate::metrics::{Protocol, Reject};
 use crate::workers::WorkerState;
+use crate::proxy_protocol::{self, ProxyHeaderError};
 use crate::{Generation, Shared, tls};
 use gatehouse_model::conn::{ConnInfo, TlsInfo};
 use gatehouse_model::listener::ListenerKind;
@@ -98,8 +99,9 @@ pub(crate) fn on_accept(
 }
 
 /// One accepted connection: TLS or plaintext, as the current generation says its port is.
+/// On a `[proxyProtocol]` port the PROXY header comes first and names the client.
 async fn serve(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
     worker: &WorkerState,
@@ -112,8 +114,22 @@ async fn serve(
             Err(_) => return,
         },
     };
-    let info = ConnInfo::new(local, peer);
     let generation = worker.shared.current();
+    let settings = &generation.snapshot.settings;
+    let peer = if settings.proxy_protocol.expects(local.port()) {
+        let timeout = settings.limits.request_header_timeout;
+        match proxied_peer(&mut tcp, peer, &settings.proxy_protocol, timeout).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::debug!(peer = %peer, "closed: {e}");
+                worker.shared.metrics.proxy_header_rejected(e.reason());
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    let info = ConnInfo::new(local, peer);
     let (is_tls, has_tcp) = generation
         .snapshot
         .ports
@@ -142,6 +158,24 @@ async fn serve(
         let (limits, h2c) = (settings.limits, settings.http.h2c);
         drop(generation);
         serve_plaintext(tcp, info, &limits, h2c, worker, shutdown).await;
+    }
+}
+
+/// The client a trusted load balancer names in the PROXY header at the start of `tcp`
+/// (`peer` itself for a LOCAL header).
+async fn proxied_peer(
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    settings: &gatehouse_model::settings::ProxyProtocol,
+    timeout: Duration,
+) -> Result<SocketAddr, ProxyHeaderError> {
+    if !settings.trusts(peer.ip()) {
+        return Err(ProxyHeaderError::Untrusted);
+    }
+    match tokio::time::timeout(timeout, proxy_protocol::read(tcp)).await {
+        Ok(Ok(client)) => Ok(client.unwrap_or(peer)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ProxyHeaderError::Timeout),
     }
 }
 

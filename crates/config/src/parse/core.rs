@@ -1,6 +1,7 @@
 //! GatewayClass, ReferenceGrant, and the stand-ins for what Kubernetes itself provides:
 //! Service, Secret, Namespace, plus LoadBalancerIPPool.
 
+use gatehouse_model::backend::ProxyVersion;
 use super::{duration, object_ref, one_of};
 use crate::decode::{Cx, Table, Value};
 use crate::raw::{
@@ -144,6 +145,16 @@ pub(super) fn service(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
     let outlier_detection = t
         .get("outlierDetection")
         .and_then(|v| outlier_detection(cx, &v));
+    let proxy_protocol = t
+        .get("proxyProtocol")
+        .and_then(|v| one_of(cx, &v, &["v1", "v2"]))
+        .map(|v| {
+            if v == "v1" {
+                ProxyVersion::V1
+            } else {
+                ProxyVersion::V2
+            }
+        });
     t.finish(cx);
     doc.services.push(Service {
         meta,
@@ -151,6 +162,7 @@ pub(super) fn service(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
         endpoints,
         health_check,
         outlier_detection,
+        proxy_protocol,
     });
 }
 

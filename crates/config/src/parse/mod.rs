@@ -20,7 +20,7 @@ use gatehouse_model::Kind;
 use gatehouse_model::resource::DEFAULT_NAMESPACE;
 use std::collections::BTreeMap;
 
-const SETTINGS_TABLES: [&str; 8] = [
+const SETTINGS_TABLES: [&str; 9] = [
     "admin",
     "log",
     "runtime",
@@ -29,6 +29,7 @@ const SETTINGS_TABLES: [&str; 8] = [
     "http",
     "limits",
     "forwarded",
+    "proxyProtocol",
 ];
 
 /// Decodes one file into `doc`. `is_main` marks `gatehouse.toml`, the only file that may hold

@@ -1,5 +1,5 @@
 //! The daemon tables of `gatehouse.toml`: `[admin]`, `[log]`, `[runtime]`, `[announce]`,
-//! `[ha]` (in `ha.rs`), `[http]`, `[limits]`, `[forwarded]`.
+//! `[ha]` (in `ha.rs`), `[http]`, `[limits]`, `[forwarded]`, `[proxyProtocol]`.
 
 use super::{duration, one_of};
 use crate::decode::{Cx, Table, Value};
@@ -140,28 +140,58 @@ pub(super) fn parse(cx: &mut Cx<'_>, name: &str, v: &Value<'_, '_>, s: &mut Sett
         "ha" => super::ha::parse(cx, &mut t, &mut s.ha),
         "limits" => limits(cx, &mut t, &mut s.limits),
         "forwarded" => {
-            if let Some(v) = t.get("trustedProxies")
+            if let Some(v) = t.get("trustedProxies") {
+                s.forwarded.trusted_proxies = networks(cx, &v);
+            }
+        }
+        "proxyProtocol" => {
+            if let Some(v) = t.get("ports")
                 && let Some(items) = v.array(cx)
             {
                 for item in items {
-                    let Some(text) = item.str(cx) else { continue };
-                    let net = text
-                        .parse::<IpNet>()
-                        .ok()
-                        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from));
-                    match net {
-                        Some(n) => s.forwarded.trusted_proxies.push(n.trunc()),
-                        None => item.error(
-                            cx,
-                            format!("\"{text}\" is not an address or CIDR block, e.g. \"10.0.0.0/8\" or \"192.0.2.7\""),
-                        ),
+                    let Some(port) = item.port(cx) else { continue };
+                    if s.proxy_protocol.ports.contains(&port) {
+                        item.error(cx, format!("port {port} is listed twice"));
+                    } else {
+                        s.proxy_protocol.ports.push(port);
                     }
+                }
+            }
+            let sources = t.get("trustedSources");
+            if let Some(v) = &sources {
+                s.proxy_protocol.trusted_sources = networks(cx, v);
+            }
+            if !s.proxy_protocol.ports.is_empty() && s.proxy_protocol.trusted_sources.is_empty() {
+                let message = "ports that read PROXY headers need trustedSources: the header lets whoever sends it claim any client address";
+                match &sources {
+                    Some(v) => v.error(cx, message),
+                    None => cx.error(&t.span(), &t.path, message),
                 }
             }
         }
         _ => {}
     }
     t.finish(cx);
+}
+
+/// A list of addresses or CIDR blocks (`trustedProxies`, `trustedSources`).
+fn networks(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for item in v.array(cx).unwrap_or_default() {
+        let Some(text) = item.str(cx) else { continue };
+        let net = text
+            .parse::<IpNet>()
+            .ok()
+            .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from));
+        match net {
+            Some(n) => out.push(n.trunc()),
+            None => item.error(
+                cx,
+                format!("\"{text}\" is not an address or CIDR block, e.g. \"10.0.0.0/8\" or \"192.0.2.7\""),
+            ),
+        }
+    }
+    out
 }
 
 fn limits(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, l: &mut Limits) {
@@ -237,6 +267,21 @@ mod tests {
             doc.settings.announce.conflict_retry,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn proxy_protocol_ports_need_trusted_sources() {
+        let err = parse("[proxyProtocol]\nports = [443]\n").expect_err("no sources");
+        assert!(err.contains("gatehouse.toml:1:1") && err.contains("need trustedSources"), "{err}");
+        let err = parse("[proxyProtocol]\nports = [443]\ntrustedSources = []\n").expect_err("empty");
+        assert!(err.contains("gatehouse.toml:3:18"), "{err}");
+        let doc = parse("[proxyProtocol]\nports = [443, 80]\ntrustedSources = [\"192.0.2.0/24\", \"2001:db8::7\"]\n")
+            .expect("valid");
+        let pp = &doc.settings.proxy_protocol;
+        assert!(pp.expects(443) && pp.expects(80) && !pp.expects(8080));
+        assert!(pp.trusts("192.0.2.9".parse().unwrap()));
+        assert!(pp.trusts("::ffff:192.0.2.9".parse().unwrap()), "IPv4-mapped peers count as IPv4");
+        assert!(!pp.trusts("198.51.100.1".parse().unwrap()));
     }
 
     #[test]

@@ -426,6 +426,7 @@ fn service(s: &raw::Service) -> Service {
         endpoints: s.endpoints.clone(),
         health_check: s.health_check.clone(),
         outlier_detection: s.outlier_detection.clone(),
+        proxy_protocol: s.proxy_protocol,
     }
 }
 
