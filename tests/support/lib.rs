@@ -5,9 +5,11 @@
 pub mod client;
 pub mod process;
 pub mod raw;
+pub mod tcp;
 
 pub use client::{Client, Resp};
 pub use process::{Echo, Gateway, unique_ip};
+pub use tcp::TcpBackend;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

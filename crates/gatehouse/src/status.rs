@@ -1,5 +1,5 @@
 //! `gatehouse status`: the running daemon's Gateway API status, like
-//! `kubectl get gateway,httproute,tlsroute`, read from its admin listener.
+//! `kubectl get gateway,httproute,tlsroute,tcproute`, read from its admin listener.
 
 use crate::cli::{StatusArgs, StatusOutput};
 use anyhow::{Context, Result};

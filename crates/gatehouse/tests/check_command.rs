@@ -79,6 +79,7 @@ fn each_example_passes_check_on_its_own() {
         "load-balancing.toml",
         "basic-https.toml",
         "tls-passthrough.toml",
+        "tcp.toml",
     ] {
         let dir = with_examples(&[e]);
         let out = check(dir.path(), &[]);
@@ -98,6 +99,7 @@ fn all_examples_together_with_demo_certificates_are_clean() {
         "load-balancing.toml",
         "basic-https.toml",
         "tls-passthrough.toml",
+        "tcp.toml",
     ]);
     if !demo_certs(dir.path()) {
         return;
@@ -105,7 +107,7 @@ fn all_examples_together_with_demo_certificates_are_clean() {
     let out = check(dir.path(), &["--strict"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
-        stdout(&out).contains("5 of 5 listener(s) programmed"),
+        stdout(&out).contains("6 of 6 listener(s) programmed"),
         "{}",
         stdout(&out)
     );

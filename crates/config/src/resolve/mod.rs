@@ -342,8 +342,7 @@ fn attach_routes<R: RouteSpec, C>(
             listeners,
             &info,
             route.parent_refs(),
-            &compiled.problems,
-            compiled.dropped.as_ref(),
+            &compiled,
             |a| attached.push((ri, a)),
         );
         status.routes.push(RouteStatus {
@@ -356,17 +355,17 @@ fn attach_routes<R: RouteSpec, C>(
 }
 
 /// Attaches a route through each of its parentRefs and returns its parent statuses.
-fn attach_route(
+fn attach_route<C>(
     doc: &Document,
     gateways: &[ResolvedGateway],
     listeners: &mut [ResolvedListener],
     info: &RouteInfo<'_>,
     parent_refs: &[raw::ParentRef],
-    problems: &[Problem],
-    dropped: Option<&Problem>,
+    compiled: &CompiledRoute<C>,
     mut record: impl FnMut(Attachment),
 ) -> Vec<RouteParentStatus> {
-    let resolved_refs = match merge(problems) {
+    let dropped = compiled.dropped.as_ref();
+    let resolved_refs = match merge(&compiled.problems) {
         Some(p) => Err(p),
         None => Ok(()),
     };

@@ -6,12 +6,13 @@ use crate::{SourceFile, load};
 use proptest::prelude::*;
 use std::path::Path;
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     include_str!("../../../../etc/gatehouse/gatehouse.toml"),
     include_str!("../../../../etc/gatehouse/examples/basic-http.toml"),
     include_str!("../../../../etc/gatehouse/examples/basic-https.toml"),
     include_str!("../../../../etc/gatehouse/examples/tls-passthrough.toml"),
     include_str!("../../../../etc/gatehouse/examples/load-balancing.toml"),
+    include_str!("../../../../etc/gatehouse/examples/tcp.toml"),
 ];
 
 /// Loads `main` as gatehouse.toml and `extra` as conf.d/extra.toml; checks every error is

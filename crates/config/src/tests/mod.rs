@@ -285,6 +285,7 @@ fn no_input_panics_when_examples_are_truncated_or_mangled() {
         include_str!("../../../../etc/gatehouse/examples/basic-https.toml"),
         include_str!("../../../../etc/gatehouse/examples/tls-passthrough.toml"),
         include_str!("../../../../etc/gatehouse/examples/load-balancing.toml"),
+        include_str!("../../../../etc/gatehouse/examples/tcp.toml"),
     ];
     let reader = |_: &Path| Ok(b"garbage".to_vec());
     let replacements = [
