@@ -82,7 +82,10 @@ pub async fn read(tcp: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyHeader
 
 /// The rest of a v1 line: what has arrived is peeked, and consumed up to the CRLF (or whole,
 /// when the CRLF has not arrived yet: all of it belongs to the header then).
-async fn read_v1(tcp: &mut TcpStream, start: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+async fn read_v1(
+    tcp: &mut TcpStream,
+    start: &[u8],
+) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     let mut line = start.to_vec();
     let mut peeked = [0u8; V1_MAX];
     loop {
@@ -122,7 +125,8 @@ fn parse_v1(line: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
 }
 
 fn parse_v2(bytes: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
-    let header = v2::Header::try_from(bytes).map_err(|e| ProxyHeaderError::Malformed(e.to_string()))?;
+    let header =
+        v2::Header::try_from(bytes).map_err(|e| ProxyHeaderError::Malformed(e.to_string()))?;
     if header.command == v2::Command::Local {
         return Ok(None);
     }
@@ -143,7 +147,9 @@ pub fn encode(version: ProxyVersion, client: SocketAddr, local: SocketAddr) -> V
     match version {
         ProxyVersion::V1 => {
             // Displays as the whole line: "PROXY TCP4 ... \r\n".
-            ppp::v1::Addresses::from((client, local)).to_string().into_bytes()
+            ppp::v1::Addresses::from((client, local))
+                .to_string()
+                .into_bytes()
         }
         ProxyVersion::V2 => {
             let builder = v2::Builder::with_addresses(
@@ -171,7 +177,10 @@ mod tests {
 
     /// Sends `chunks` (with a pause between them) then `after`, and reads the header on the
     /// other side: its result and the bytes that follow it.
-    async fn exchange(chunks: Vec<Vec<u8>>, after: &[u8]) -> (Result<Option<SocketAddr>, String>, Vec<u8>) {
+    async fn exchange(
+        chunks: Vec<Vec<u8>>,
+        after: &[u8],
+    ) -> (Result<Option<SocketAddr>, String>, Vec<u8>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let after = after.to_vec();
@@ -260,7 +269,11 @@ mod tests {
             [b"PROXY TCP4 ".as_slice(), &[b'1'; 120]].concat(),
         ] {
             let (got, _) = exchange(vec![bad.clone()], b"").await;
-            assert!(got.is_err(), "{:?} was accepted", String::from_utf8_lossy(&bad));
+            assert!(
+                got.is_err(),
+                "{:?} was accepted",
+                String::from_utf8_lossy(&bad)
+            );
         }
         let mut huge = V2_SIGNATURE.to_vec();
         huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
@@ -272,6 +285,9 @@ mod tests {
     fn mixed_families_are_sent_as_ipv6() {
         let v6_local: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
         let header = encode(ProxyVersion::V1, client(), v6_local);
-        assert_eq!(header, b"PROXY TCP6 ::ffff:192.0.2.7 2001:db8::1 51000 443\r\n");
+        assert_eq!(
+            header,
+            b"PROXY TCP6 ::ffff:192.0.2.7 2001:db8::1 51000 443\r\n"
+        );
     }
 }

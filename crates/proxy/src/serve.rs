@@ -18,8 +18,8 @@
 
 use crate::io::{ClientConn, HeadError, HeadLimits, Replay};
 use crate::metrics::{Protocol, Reject};
-use crate::workers::WorkerState;
 use crate::proxy_protocol::{self, ProxyHeaderError};
+use crate::workers::WorkerState;
 use crate::{Generation, Shared, tls};
 use gatehouse_model::conn::{ConnInfo, TlsInfo};
 use gatehouse_model::listener::ListenerKind;

@@ -1,7 +1,6 @@
 //! GatewayClass, ReferenceGrant, and the stand-ins for what Kubernetes itself provides:
 //! Service, Secret, Namespace, plus LoadBalancerIPPool.
 
-use gatehouse_model::backend::ProxyVersion;
 use super::{duration, object_ref, one_of};
 use crate::decode::{Cx, Table, Value};
 use crate::raw::{
@@ -9,6 +8,7 @@ use crate::raw::{
     Service,
 };
 use crate::validate;
+use gatehouse_model::backend::ProxyVersion;
 use gatehouse_model::backend::{
     Endpoint, HealthCheck, HealthCheckKind, OutlierDetection, ServicePort,
 };

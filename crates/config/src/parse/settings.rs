@@ -272,15 +272,22 @@ mod tests {
     #[test]
     fn proxy_protocol_ports_need_trusted_sources() {
         let err = parse("[proxyProtocol]\nports = [443]\n").expect_err("no sources");
-        assert!(err.contains("gatehouse.toml:1:1") && err.contains("need trustedSources"), "{err}");
-        let err = parse("[proxyProtocol]\nports = [443]\ntrustedSources = []\n").expect_err("empty");
+        assert!(
+            err.contains("gatehouse.toml:1:1") && err.contains("need trustedSources"),
+            "{err}"
+        );
+        let err =
+            parse("[proxyProtocol]\nports = [443]\ntrustedSources = []\n").expect_err("empty");
         assert!(err.contains("gatehouse.toml:3:18"), "{err}");
         let doc = parse("[proxyProtocol]\nports = [443, 80]\ntrustedSources = [\"192.0.2.0/24\", \"2001:db8::7\"]\n")
             .expect("valid");
         let pp = &doc.settings.proxy_protocol;
         assert!(pp.expects(443) && pp.expects(80) && !pp.expects(8080));
         assert!(pp.trusts("192.0.2.9".parse().unwrap()));
-        assert!(pp.trusts("::ffff:192.0.2.9".parse().unwrap()), "IPv4-mapped peers count as IPv4");
+        assert!(
+            pp.trusts("::ffff:192.0.2.9".parse().unwrap()),
+            "IPv4-mapped peers count as IPv4"
+        );
         assert!(!pp.trusts("198.51.100.1".parse().unwrap()));
     }
 
