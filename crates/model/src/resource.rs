@@ -22,11 +22,13 @@ pub enum Kind {
     Secret,
     Namespace,
     LoadBalancerIPPool,
+    BackendTLSPolicy,
+    ConfigMap,
 }
 
 impl Kind {
     /// All kinds, in the order `gatehouse check` lists them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
@@ -36,6 +38,8 @@ impl Kind {
         Kind::Secret,
         Kind::Namespace,
         Kind::LoadBalancerIPPool,
+        Kind::BackendTLSPolicy,
+        Kind::ConfigMap,
     ];
 
     /// The kind's name as written in configuration (and as a TOML array name).
@@ -50,6 +54,8 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Namespace => "Namespace",
             Kind::LoadBalancerIPPool => "LoadBalancerIPPool",
+            Kind::BackendTLSPolicy => "BackendTLSPolicy",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -60,8 +66,9 @@ impl Kind {
             | Kind::Gateway
             | Kind::HTTPRoute
             | Kind::TLSRoute
-            | Kind::ReferenceGrant => GATEWAY_GROUP,
-            Kind::Service | Kind::Secret | Kind::Namespace => CORE_GROUP,
+            | Kind::ReferenceGrant
+            | Kind::BackendTLSPolicy => GATEWAY_GROUP,
+            Kind::Service | Kind::Secret | Kind::Namespace | Kind::ConfigMap => CORE_GROUP,
             Kind::LoadBalancerIPPool => "cilium.io",
         }
     }
