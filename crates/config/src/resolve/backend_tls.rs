@@ -219,10 +219,10 @@ fn target_ports(doc: &Document, p: &BackendTlsPolicy) -> (Vec<(usize, u16)>, Vec
         let svc = &doc.services[si];
         let before = ports.len();
         for sp in &svc.ports {
-            if t.section_name.is_none() || sp.name == t.section_name {
-                if !ports.contains(&(si, sp.port)) {
-                    ports.push((si, sp.port));
-                }
+            if (t.section_name.is_none() || sp.name == t.section_name)
+                && !ports.contains(&(si, sp.port))
+            {
+                ports.push((si, sp.port));
             }
         }
         if ports.len() == before {
