@@ -110,9 +110,7 @@ impl Job {
             peer.options.set_http_version(2, 2);
         }
         if let Some(tls) = &self.tls {
-            peer.options.custom_l4 = Some(tls.connect.clone());
-            peer.group_key = tls.group_key;
-            peer.sni.clone_from(&tls.sni);
+            tls.apply(&mut peer);
         }
         let (mut session, _reused) = connector.get_http_session(&peer).await?;
         let mut req = req;

@@ -477,12 +477,7 @@ impl ProxyHttp for GatewayProxy {
             else {
                 return Err(http_error(502, "backend TLS configuration unusable"));
             };
-            // The TLS stream is made by our connector and handed to Pingora as a plain
-            // stream; the group key keeps its pooled connections apart from plaintext ones and
-            // from those of another (or a changed) policy.
-            peer.options.custom_l4 = Some(tls.connect.clone());
-            peer.group_key = tls.group_key;
-            peer.sni.clone_from(&tls.sni);
+            tls.apply(&mut peer);
             peer.options.total_connection_timeout = peer.options.connection_timeout;
         }
         Ok(Box::new(peer))

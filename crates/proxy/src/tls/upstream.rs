@@ -243,6 +243,17 @@ pub struct UpstreamPeerTls {
     pub sni: String,
 }
 
+impl UpstreamPeerTls {
+    /// Makes `peer` speak this TLS: the stream is made by our connector and handed to
+    /// Pingora as a plain one; the group key keeps its pooled connections apart from
+    /// plaintext ones and from those of another (or a changed) policy.
+    pub fn apply(&self, peer: &mut pingora_core::upstreams::peer::HttpPeer) {
+        peer.options.custom_l4 = Some(self.connect.clone());
+        peer.group_key = self.group_key;
+        peer.sni.clone_from(&self.sni);
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     http1: UpstreamPeerTls,
