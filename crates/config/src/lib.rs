@@ -59,8 +59,8 @@ pub struct Previous {
 pub struct Loaded {
     pub snapshot: Snapshot,
     pub status: Status,
-    /// The certificate and key files Secrets name: a change to any of them is a reason to
-    /// reload, wherever they live.
+    /// The certificate, key and CA files Secrets and ConfigMaps name: a change to any of them
+    /// is a reason to reload, wherever they live.
     pub secret_files: Vec<std::path::PathBuf>,
     /// The private key files Secrets name (a subset of `secret_files`), whose permissions
     /// the daemon checks.
@@ -138,10 +138,20 @@ pub fn load_document(
         certificates,
         stale_certificates,
     } = resolve::resolve(doc, reader, generation, previous);
+    let ca_files = doc.config_maps.iter().filter_map(|c| match &c.ca {
+        Some(raw::CaSource::File(p)) => Some(p),
+        _ => None,
+    });
     let secret_files = doc
         .secrets
         .iter()
-        .flat_map(|s| s.cert_file.iter().chain(s.key_file.iter()))
+        .flat_map(|s| {
+            s.cert_file
+                .iter()
+                .chain(s.key_file.iter())
+                .chain(s.ca_file.iter())
+        })
+        .chain(ca_files)
         .cloned()
         .collect();
     let key_files = doc
@@ -174,7 +184,9 @@ fn check_duplicates(files: &[SourceFile], doc: &Document, diags: &mut Vec<diag::
         .chain(doc.services.iter().map(|r| &r.meta))
         .chain(doc.secrets.iter().map(|r| &r.meta))
         .chain(doc.namespaces.iter().map(|r| &r.meta))
-        .chain(doc.pools.iter().map(|r| &r.meta));
+        .chain(doc.pools.iter().map(|r| &r.meta))
+        .chain(doc.backend_tls_policies.iter().map(|r| &r.meta))
+        .chain(doc.config_maps.iter().map(|r| &r.meta));
     let mut sorted: Vec<&Meta> = metas.collect();
     sorted.sort_by_key(|m| m.order);
     let mut seen: HashMap<gatehouse_model::ResourceKey, &Meta> = HashMap::new();

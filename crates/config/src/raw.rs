@@ -261,6 +261,54 @@ pub struct Secret {
     /// Resolved against the folder of the file that declares the Secret.
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// A PEM CA bundle, for BackendTLSPolicy `caCertificateRefs` (Kubernetes' `ca.crt` key).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where a ConfigMap's `ca.crt` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaSource {
+    /// `caFile`: a PEM file, resolved against the declaring file's folder.
+    File(PathBuf),
+    /// `data = { "ca.crt" = "..." }`: PEM text inline.
+    Inline(String),
+}
+
+/// A `[[ConfigMap]]`: the stand-in for the Kubernetes ConfigMap that BackendTLSPolicy's
+/// `caCertificateRefs` name (only its `ca.crt` is used).
+#[derive(Clone, Debug)]
+pub struct ConfigMap {
+    pub meta: Meta,
+    /// `None`: the ConfigMap has no `ca.crt`.
+    pub ca: Option<CaSource>,
+}
+
+/// A policy's targetRef (LocalPolicyTargetReferenceWithSectionName).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyTargetRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    /// For a Service: a port name.
+    pub section_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendTlsValidation {
+    /// Local references (the policy's namespace).
+    pub ca_certificate_refs: Vec<ObjectRef>,
+    /// `Some("System")`; the schema allows no other value.
+    pub well_known_ca_certificates: Option<String>,
+    pub hostname: String,
+    pub subject_alt_names: Vec<gatehouse_model::backend_tls::SubjectAltName>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BackendTlsPolicy {
+    pub meta: Meta,
+    pub target_refs: Vec<PolicyTargetRef>,
+    pub validation: BackendTlsValidation,
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -288,4 +336,6 @@ pub struct Document {
     pub secrets: Vec<Secret>,
     pub namespaces: Vec<Namespace>,
     pub pools: Vec<IpPool>,
+    pub backend_tls_policies: Vec<BackendTlsPolicy>,
+    pub config_maps: Vec<ConfigMap>,
 }

@@ -69,6 +69,12 @@ fn problems(status: &Status) -> Vec<Row> {
             }
         }
     }
+    // A policy's ancestors repeat its conditions: list them once.
+    for p in &status.backend_tls_policies {
+        for cond in &p.conditions {
+            push(&p.key, String::new(), cond);
+        }
+    }
     rows
 }
 

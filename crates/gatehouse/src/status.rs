@@ -299,6 +299,75 @@ fn render(doc: &Value, wide: bool) -> String {
         out.push_str(&route_problems.join("\n"));
         out.push('\n');
     }
+    out.push_str(&policies(status));
+    out
+}
+
+/// The BackendTLSPolicies, and every problem condition of theirs (a policy's problems mean
+/// failed requests, so they are shown without `--wide`).
+fn policies(status: &Value) -> String {
+    let list = status["backendTlsPolicies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if list.is_empty() {
+        return String::new();
+    }
+    let mut rows = vec![
+        ["BACKENDTLSPOLICY", "ANCESTORS", "ACCEPTED", "RESOLVEDREFS"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    ];
+    let mut problems = Vec::new();
+    for p in &list {
+        let ancestors: Vec<String> = p["ancestors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let r = &a["ancestorRef"];
+                format!(
+                    "{}/{}",
+                    r["namespace"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        rows.push(vec![
+            key_name(&p["key"]),
+            if ancestors.is_empty() {
+                "-".to_string()
+            } else {
+                ancestors.join(",")
+            },
+            cond(&p["conditions"], "Accepted").to_string(),
+            cond(&p["conditions"], "ResolvedRefs").to_string(),
+        ]);
+        for c in p["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["status"] == "False")
+        {
+            problems.push(format!(
+                "  BackendTLSPolicy {}: {}={} {}: {}",
+                key_name(&p["key"]),
+                c["type"].as_str().unwrap_or(""),
+                c["status"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or(""),
+                c["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    let mut out = String::from("\n");
+    out.push_str(&table(&rows));
+    out.push('\n');
+    if !problems.is_empty() {
+        out.push('\n');
+        out.push_str(&problems.join("\n"));
+        out.push('\n');
+    }
     out
 }
 

@@ -105,6 +105,7 @@ fn table(routes: usize) -> HttpRouteTable {
                         port: 80,
                         target_port: 80,
                         protocol: AppProtocol::Http1,
+                        tls: None,
                     },
                     filters: Default::default(),
                 }]),

@@ -121,6 +121,9 @@ pub enum Unresolved {
     NotPermitted,
     /// The Service port's appProtocol is not one gatehouse speaks: `UnsupportedProtocol`.
     UnsupportedProtocol,
+    /// A BackendTLSPolicy targets the Service port but has no valid CA certificate: the
+    /// connection must fail (the policy's status says why; the route's refs are fine).
+    InvalidBackendTls,
 }
 
 /// Where a backendRef sends traffic.
@@ -133,6 +136,8 @@ pub enum BackendTarget {
         /// The port endpoints listen on (endpoints may override it).
         target_port: u16,
         protocol: AppProtocol,
+        /// The BackendTLSPolicy that makes the connection TLS, if one targets the port.
+        tls: Option<crate::backend_tls::BackendTlsId>,
     },
     Unresolved(Unresolved),
 }

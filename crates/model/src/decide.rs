@@ -56,6 +56,8 @@ pub struct Forward<'s> {
     pub service: ServiceId,
     pub target_port: u16,
     pub protocol: AppProtocol,
+    /// The BackendTLSPolicy (index in `Snapshot::backend_tls`) when the port speaks TLS.
+    pub tls: Option<crate::backend_tls::BackendTlsId>,
     /// The request's Origin when the rule's CORS filter allows it: the response gets CORS
     /// headers for it.
     pub cors_origin: Option<String>,
@@ -164,7 +166,7 @@ pub fn decide<'s>(
         }
         Pick::Backend(index, backend) => (index, backend),
     };
-    let (service, target_port, protocol) = match &backend.target {
+    let (service, target_port, protocol, tls) = match &backend.target {
         BackendTarget::Unresolved(why) => {
             d.action = Action::Respond(Synthetic::unresolved(why));
             return d;
@@ -173,8 +175,9 @@ pub fn decide<'s>(
             service,
             target_port,
             protocol,
+            tls,
             ..
-        } => (*service, *target_port, *protocol),
+        } => (*service, *target_port, *protocol, *tls),
     };
     if let Some(r) = &backend.filters.redirect {
         d.action = redirect(r);
@@ -194,6 +197,7 @@ pub fn decide<'s>(
         service,
         target_port,
         protocol,
+        tls,
         cors_origin,
         mirrors,
     });

@@ -12,11 +12,13 @@
 //! - [`http`]: HTTPRoute matches, their precedence, and the per-listener route table.
 //! - [`filter`]: compiled HTTPRoute filters.
 //! - [`backend`]: Services, endpoints, backendRefs and the weighted choice.
+//! - [`backend_tls`]: BackendTLSPolicy, compiled: TLS to a Service port.
 //! - [`tls`]: certificates (parsed PEM) and the TLSRoute SNI table.
 //! - [`settings`]: daemon settings (`[admin]`, `[log]`, `[runtime]`, `[announce]`).
 //! - [`status`]: Gateway API status: conditions, reasons, per-resource status.
 
 pub mod backend;
+pub mod backend_tls;
 pub mod conn;
 pub mod cors;
 pub mod decide;

@@ -24,11 +24,13 @@ pub enum Kind {
     Secret,
     Namespace,
     LoadBalancerIPPool,
+    BackendTLSPolicy,
+    ConfigMap,
 }
 
 impl Kind {
     /// All kinds, in the order `gatehouse check` lists them.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
@@ -39,6 +41,8 @@ impl Kind {
         Kind::Secret,
         Kind::Namespace,
         Kind::LoadBalancerIPPool,
+        Kind::BackendTLSPolicy,
+        Kind::ConfigMap,
     ];
 
     /// The kind's name as written in configuration (and as a TOML array name).
@@ -54,6 +58,8 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Namespace => "Namespace",
             Kind::LoadBalancerIPPool => "LoadBalancerIPPool",
+            Kind::BackendTLSPolicy => "BackendTLSPolicy",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -65,8 +71,9 @@ impl Kind {
             | Kind::HTTPRoute
             | Kind::TLSRoute
             | Kind::TCPRoute
-            | Kind::ReferenceGrant => GATEWAY_GROUP,
-            Kind::Service | Kind::Secret | Kind::Namespace => CORE_GROUP,
+            | Kind::ReferenceGrant
+            | Kind::BackendTLSPolicy => GATEWAY_GROUP,
+            Kind::Service | Kind::Secret | Kind::Namespace | Kind::ConfigMap => CORE_GROUP,
             Kind::LoadBalancerIPPool => "cilium.io",
         }
     }

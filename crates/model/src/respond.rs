@@ -91,6 +91,7 @@ impl Synthetic {
                 Unresolved::InvalidKind => "backend kind not supported\n",
                 Unresolved::NotPermitted => "backend reference not permitted\n",
                 Unresolved::UnsupportedProtocol => "backend protocol not supported\n",
+                Unresolved::InvalidBackendTls => "backend TLS policy has no valid CA certificate\n",
             },
         )
     }

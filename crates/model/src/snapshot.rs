@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub listeners: Vec<Listener>,
     pub ports: Vec<PortGroup>,
     pub services: Vec<Service>,
+    /// TLS to backends, one entry per applying BackendTLSPolicy (see [`crate::backend_tls`]).
+    pub backend_tls: Vec<crate::backend_tls::BackendTls>,
     pub vips: Vec<Vip>,
     pub pools: Vec<IpPool>,
     /// Gateways that name no address; a pool may give them one.

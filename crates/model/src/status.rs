@@ -55,6 +55,11 @@ pub mod reason {
     pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+    // BackendTLSPolicy
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
+    pub const INVALID_CA_CERTIFICATE_REF: &str = "InvalidCACertificateRef";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +220,25 @@ pub struct RouteStatus {
     pub parents: Vec<RouteParentStatus>,
 }
 
+/// A policy's status for one ancestor (for a BackendTLSPolicy: a Gateway whose routes send
+/// traffic to a Service port the policy targets).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    pub ancestor_ref: ParentRef,
+    pub controller_name: String,
+    pub conditions: Vec<Condition>,
+}
+
+/// A BackendTLSPolicy's status: the Gateway API's `ancestors`, plus the same conditions at
+/// the top (a gatehouse addition, so a policy that no route uses still shows its problems).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub key: ResourceKey,
+    pub conditions: Vec<Condition>,
+    pub ancestors: Vec<PolicyAncestorStatus>,
+}
+
 /// The status of every resource in one configuration generation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,9 +247,15 @@ pub struct Status {
     pub gateway_classes: Vec<GatewayClassStatus>,
     pub gateways: Vec<GatewayStatus>,
     pub routes: Vec<RouteStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_tls_policies: Vec<PolicyStatus>,
 }
 
 impl Status {
+    pub fn backend_tls_policy(&self, key: &ResourceKey) -> Option<&PolicyStatus> {
+        self.backend_tls_policies.iter().find(|p| &p.key == key)
+    }
+
     pub fn gateway(&self, namespace: &str, name: &str) -> Option<&GatewayStatus> {
         self.gateways
             .iter()
@@ -252,7 +282,12 @@ impl Status {
                 self.routes
                     .iter_mut()
                     .flat_map(|r| r.parents.iter_mut().flat_map(|p| p.conditions.iter_mut())),
-            );
+            )
+            .chain(self.backend_tls_policies.iter_mut().flat_map(|p| {
+                p.conditions
+                    .iter_mut()
+                    .chain(p.ancestors.iter_mut().flat_map(|a| a.conditions.iter_mut()))
+            }));
         for c in all {
             c.observed_generation = generation;
         }

@@ -1,7 +1,7 @@
 //! The gatehouse data plane.
 //!
 //! ```text
-//! apply(Snapshot) ─▶ Pools (endpoints) + TLS configs ─▶ one ArcSwap<Generation>::store
+//! apply(Snapshot) ─▶ Pools (endpoints) + TLS configs (server, backend) ─▶ one ArcSwap<Generation>::store
 //!                 ─▶ Listeners::reconcile (one SO_REUSEPORT socket per serving thread)
 //! serving thread: accept ─▶ serve (ConnInfo, TLS, HTTP/1 or HTTP/2 loop)
 //!                 ─▶ Pingora HttpProxy ─▶ GatewayProxy: normalize, decide, carry out
@@ -45,6 +45,8 @@ pub struct Generation {
     pub pools: Arc<Pools>,
     /// rustls server configurations of the HTTPS listeners.
     pub tls: tls::terminate::TlsConfigs,
+    /// rustls client configurations of the BackendTLSPolicies.
+    pub upstream_tls: tls::upstream::UpstreamTls,
 }
 
 /// State shared by every serving thread.
@@ -112,6 +114,7 @@ impl DataPlane {
                 snapshot: Arc::new(Snapshot::default()),
                 pools: Arc::new(Pools::default()),
                 tls: tls::terminate::TlsConfigs::default(),
+                upstream_tls: tls::upstream::UpstreamTls::default(),
             }),
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
@@ -149,6 +152,8 @@ impl DataPlane {
         Pools::spawn_dns_refresh(&pools, self.shutdown.subscribe());
         let wanted = listeners::wanted(&snapshot.ports);
         let tls = tls::terminate::TlsConfigs::build(&snapshot, &self.shared.metrics, &previous.tls);
+        let upstream_tls =
+            tls::upstream::UpstreamTls::build(&snapshot, &self.shared.metrics.backend_tls_errors);
         let limits = &snapshot.settings.limits;
         let options = listeners::SocketOptions {
             keepalive: (!limits.tcp_keepalive.is_zero()).then_some(limits.tcp_keepalive),
@@ -160,6 +165,7 @@ impl DataPlane {
             snapshot,
             pools,
             tls,
+            upstream_tls,
         }));
         let acceptors: Vec<listeners::Acceptor> = self
             .workers

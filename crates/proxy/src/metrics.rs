@@ -69,6 +69,8 @@ pub struct Metrics {
     pub upstream_request_duration: HistogramVec,
     pub upstream_connections: IntCounterVec,
     pub upstream_connect_errors: IntCounterVec,
+    /// BackendTLSPolicy handshakes that failed, by policy and reason (`tls::upstream`).
+    pub backend_tls_errors: IntCounterVec,
     pub downstream_connections: IntCounterVec,
     pub downstream_connections_active: IntGaugeVec,
     pub tls_handshakes: IntCounterVec,
@@ -356,6 +358,12 @@ impl Metrics {
                 "gatehouse_upstream_connections_total",
                 "Connections to backends used for a request, by whether they were reused from the pool.",
                 &["backend", "reused"],
+            ),
+            backend_tls_errors: counter(
+                registry,
+                "gatehouse_backend_tls_errors_total",
+                "TLS handshakes with backends that failed, by BackendTLSPolicy and reason.",
+                &["policy", "reason"],
             ),
             upstream_connect_errors: counter(
                 registry,

@@ -300,12 +300,14 @@ pub(super) fn secret(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &mu
     };
     let cert_file = file(&mut t, "certFile");
     let key_file = file(&mut t, "keyFile");
+    let ca_file = super::policy::path_value(cx, &mut t, "caFile");
     t.finish(cx);
     doc.secrets.push(Secret {
         meta,
         secret_type,
         cert_file,
         key_file,
+        ca_file,
     });
 }
 

@@ -9,6 +9,7 @@ mod core;
 mod filter;
 mod gateway;
 mod ha;
+mod policy;
 mod route;
 mod settings;
 
@@ -150,6 +151,8 @@ fn parse_resource(
         Kind::Secret => core::secret(cx, t, meta, doc),
         Kind::Namespace => core::namespace(cx, t, meta, doc),
         Kind::LoadBalancerIPPool => core::ip_pool(cx, t, meta, doc),
+        Kind::BackendTLSPolicy => policy::backend_tls_policy(cx, t, meta, doc),
+        Kind::ConfigMap => policy::config_map(cx, t, meta, doc),
     }
 }
 

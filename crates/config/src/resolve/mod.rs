@@ -9,6 +9,7 @@
 //! 4. Status for every resource, and the Snapshot: programmed listeners with their route
 //!    tables in precedence order.
 
+pub(crate) mod backend_tls;
 pub(crate) mod gateways;
 pub(crate) mod grants;
 pub(crate) mod routes;
@@ -71,7 +72,7 @@ fn merge(problems: &[Problem]) -> Option<Problem> {
     Some(Problem::new(first.reason, messages.join("; ")))
 }
 
-fn cond(kind: &str, r: &Result<(), Problem>, ok_reason: &str) -> Condition {
+pub(crate) fn cond(kind: &str, r: &Result<(), Problem>, ok_reason: &str) -> Condition {
     match r {
         Ok(()) => Condition::new(kind, true, ok_reason, ""),
         Err(p) => Condition::new(kind, false, p.reason, p.message.clone()),
@@ -84,6 +85,35 @@ struct CompiledRoute<R> {
     problems: Vec<Problem>,
     /// Rules gatehouse drops while serving the rest: the route's `PartiallyInvalid`.
     dropped: Option<Problem>,
+    /// The (Service index, port) pairs its backendRefs and mirrors name.
+    service_ports: Vec<(usize, u16)>,
+}
+
+/// What compiling a route's backends needs besides the document, and what it records.
+struct BackendCx<'a> {
+    doc: &'a Document,
+    policies: &'a backend_tls::Policies,
+    kind: Kind,
+    namespace: &'a str,
+    problems: Vec<Problem>,
+    service_ports: Vec<(usize, u16)>,
+}
+
+impl BackendCx<'_> {
+    fn resolve(&mut self, r: &raw::BackendObjectRef) -> (BackendTarget, Option<Problem>) {
+        // The Service port, whatever a policy makes of it, for the policy's ancestors.
+        if let (BackendTarget::Service { service, port, .. }, None) = routes::resolve_backend(
+            self.doc,
+            &backend_tls::Policies::default(),
+            self.kind,
+            self.namespace,
+            r,
+        ) && !self.service_ports.contains(&(service, port))
+        {
+            self.service_ports.push((service, port));
+        }
+        routes::resolve_backend(self.doc, self.policies, self.kind, self.namespace, r)
+    }
 }
 
 /// What resolving a document gives.
@@ -124,14 +154,15 @@ pub(crate) fn resolve(
     let (certificates, stale_certificates) = certs.finish();
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
-    // 3. Routes.
+    // 3. BackendTLSPolicies, then routes.
+    let policies = backend_tls::Policies::resolve(doc, reader);
     let (http_attachments, http_compiled) = attach_routes(
         doc,
         &resolved_gateways,
         &mut listeners,
         &mut status,
         &doc.http_routes,
-        |r| compile_http_route(doc, r),
+        |r| compile_http_route(doc, &policies, r),
     );
     let (tls_attachments, tls_compiled) = attach_routes(
         doc,
@@ -139,7 +170,7 @@ pub(crate) fn resolve(
         &mut listeners,
         &mut status,
         &doc.tls_routes,
-        |r| compile_tls_route(doc, r),
+        |r| compile_tls_route(doc, &policies, r),
     );
     let (tcp_attachments, tcp_compiled) = attach_routes(
         doc,
@@ -147,8 +178,19 @@ pub(crate) fn resolve(
         &mut listeners,
         &mut status,
         &doc.tcp_routes,
-        |r| compile_tcp_route(doc, r),
+        |r| compile_tcp_route(doc, &policies, r),
     );
+    let used: Vec<(usize, usize, u16)> = http_attachments
+        .iter()
+        .flat_map(|(ri, a)| {
+            let gateway = listeners[a.listener].gateway;
+            http_compiled[*ri]
+                .service_ports
+                .iter()
+                .map(move |&(s, p)| (gateway, s, p))
+        })
+        .collect();
+    status.backend_tls_policies = policies.status(doc, &used);
 
     // 4. Status and snapshot.
     status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
@@ -156,6 +198,7 @@ pub(crate) fn resolve(
         generation,
         settings: doc.settings.clone(),
         services: doc.services.iter().map(service).collect(),
+        backend_tls: policies.compiled,
         pools: doc
             .pools
             .iter()
@@ -430,23 +473,17 @@ fn service(s: &raw::Service) -> Service {
 }
 
 /// Compiles filters, resolving mirror backends; unresolved mirrors are left out.
-fn compile_filters(
-    doc: &Document,
-    kind: Kind,
-    namespace: &str,
-    raw: &RawFilters,
-    problems: &mut Vec<Problem>,
-) -> Filters {
+fn compile_filters(cx: &mut BackendCx<'_>, raw: &RawFilters) -> Filters {
     let mut filters = raw.filters.clone();
     for m in &raw.mirrors {
-        let (target, problem) = routes::resolve_backend(doc, kind, namespace, &m.backend);
+        let (target, problem) = cx.resolve(&m.backend);
         match problem {
-            Some(p) => problems.push(Problem::new(
+            Some(p) => cx.problems.push(Problem::new(
                 p.reason,
                 format!("RequestMirror {}", p.message),
             )),
             None => filters.mirrors.push(Mirror {
-                name: backend_name(namespace, &m.backend),
+                name: backend_name(cx.namespace, &m.backend),
                 target,
                 numerator: m.numerator,
                 denominator: m.denominator,
@@ -454,7 +491,7 @@ fn compile_filters(
         }
     }
     for e in &raw.extension_refs {
-        problems.push(Problem::new(
+        cx.problems.push(Problem::new(
             reason::INVALID_KIND,
             format!(
                 "ExtensionRef filter {}/{} \"{}\" is not supported: requests to its rule get 500",
@@ -473,23 +510,17 @@ fn backend_name(namespace: &str, r: &raw::BackendObjectRef) -> String {
     }
 }
 
-fn compile_backends(
-    doc: &Document,
-    kind: Kind,
-    namespace: &str,
-    refs: &[raw::BackendRef],
-    problems: &mut Vec<Problem>,
-) -> Vec<Backend> {
+fn compile_backends(cx: &mut BackendCx<'_>, refs: &[raw::BackendRef]) -> Vec<Backend> {
     refs.iter()
         .map(|b| {
-            let (mut target, problem) = routes::resolve_backend(doc, kind, namespace, &b.backend);
-            problems.extend(problem);
-            let filters = compile_filters(doc, kind, namespace, &b.filters, problems);
+            let (mut target, problem) = cx.resolve(&b.backend);
+            cx.problems.extend(problem);
+            let filters = compile_filters(cx, &b.filters);
             if !b.filters.extension_refs.is_empty() {
                 target = BackendTarget::Unresolved(Unresolved::InvalidKind);
             }
             Backend {
-                name: backend_name(namespace, &b.backend),
+                name: backend_name(cx.namespace, &b.backend),
                 weight: b.weight,
                 target,
                 filters,
@@ -498,17 +529,26 @@ fn compile_backends(
         .collect()
 }
 
-fn compile_http_route(doc: &Document, route: &raw::HttpRoute) -> CompiledRoute<HttpRule> {
-    let ns = &route.meta.namespace;
-    let mut problems = Vec::new();
+fn compile_http_route(
+    doc: &Document,
+    policies: &backend_tls::Policies,
+    route: &raw::HttpRoute,
+) -> CompiledRoute<HttpRule> {
+    let mut cx = BackendCx {
+        doc,
+        policies,
+        kind: Kind::HTTPRoute,
+        namespace: &route.meta.namespace,
+        problems: Vec::new(),
+        service_ports: Vec::new(),
+    };
     let rules = route
         .rules
         .iter()
         .enumerate()
         .map(|(index, r)| {
-            let filters = compile_filters(doc, Kind::HTTPRoute, ns, &r.filters, &mut problems);
-            let mut backends =
-                compile_backends(doc, Kind::HTTPRoute, ns, &r.backend_refs, &mut problems);
+            let filters = compile_filters(&mut cx, &r.filters);
+            let mut backends = compile_backends(&mut cx, &r.backend_refs);
             if !r.filters.extension_refs.is_empty() {
                 // An unresolved ExtensionRef must not be skipped: the rule answers 500.
                 backends = vec![Backend {
@@ -536,21 +576,31 @@ fn compile_http_route(doc: &Document, route: &raw::HttpRoute) -> CompiledRoute<H
         .collect();
     CompiledRoute {
         rules,
-        problems,
+        problems: cx.problems,
+        service_ports: cx.service_ports,
         dropped: None,
     }
 }
 
-fn compile_tls_route(doc: &Document, route: &raw::TlsRoute) -> CompiledRoute<TlsRule> {
-    compile_l4_rules(doc, Kind::TLSRoute, &route.meta, &route.rules)
+fn compile_tls_route(
+    doc: &Document,
+    policies: &backend_tls::Policies,
+    route: &raw::TlsRoute,
+) -> CompiledRoute<TlsRule> {
+    compile_l4_rules(doc, policies, Kind::TLSRoute, &route.meta, &route.rules)
 }
 
 /// A TCPRoute's rules. A TCP listener has nothing to choose between rules by, so only the
 /// first rule is served; the others are dropped, and the route says so with
 /// `PartiallyInvalid=True/UnsupportedValue` (the Gateway API's "Drop Rule(s)" approach).
-fn compile_tcp_route(doc: &Document, route: &raw::TcpRoute) -> CompiledRoute<TlsRule> {
+fn compile_tcp_route(
+    doc: &Document,
+    policies: &backend_tls::Policies,
+    route: &raw::TcpRoute,
+) -> CompiledRoute<TlsRule> {
     let mut compiled = compile_l4_rules(
         doc,
+        policies,
         Kind::TCPRoute,
         &route.meta,
         &route.rules[..route.rules.len().min(1)],
@@ -567,20 +617,27 @@ fn compile_tcp_route(doc: &Document, route: &raw::TcpRoute) -> CompiledRoute<Tls
     compiled
 }
 
-/// TLSRoute and TCPRoute rules: backends only.
+/// TLSRoute and TCPRoute rules: backends only (BackendTLSPolicy applies to HTTPRoutes only).
 fn compile_l4_rules(
     doc: &Document,
+    policies: &backend_tls::Policies,
     kind: Kind,
     meta: &raw::Meta,
     rules: &[raw::TlsRule],
 ) -> CompiledRoute<TlsRule> {
-    let mut problems = Vec::new();
+    let mut cx = BackendCx {
+        doc,
+        policies,
+        kind,
+        namespace: &meta.namespace,
+        problems: Vec::new(),
+        service_ports: Vec::new(),
+    };
     let rules = rules
         .iter()
         .enumerate()
         .map(|(index, r)| {
-            let backends =
-                compile_backends(doc, kind, &meta.namespace, &r.backend_refs, &mut problems);
+            let backends = compile_backends(&mut cx, &r.backend_refs);
             Arc::new(TlsRule {
                 rule: RuleRef {
                     route: meta.key(),
@@ -593,7 +650,8 @@ fn compile_l4_rules(
         .collect();
     CompiledRoute {
         rules,
-        problems,
+        problems: cx.problems,
+        service_ports: cx.service_ports,
         dropped: None,
     }
 }

@@ -10,6 +10,7 @@
 //! give the route's `ResolvedRefs` condition.
 
 use super::Problem;
+use super::backend_tls::{Claim, Policies};
 use super::gateways::{ResolvedGateway, ResolvedListener};
 use super::grants::{self, permitted};
 use crate::raw::{BackendObjectRef, Document, FromNamespaces, ParentRef};
@@ -227,9 +228,12 @@ pub(crate) fn exclusive_attachments(
     Ok(free)
 }
 
-/// Resolves a backendRef of a route of `kind` in `namespace`.
+/// Resolves a backendRef of a route of `kind` in `namespace`. An HTTPRoute's backendRef to
+/// a Service port a BackendTLSPolicy claims gets its TLS (or, when the policy has no valid
+/// CA certificate, answers 500: the route's own references are still resolved).
 pub(crate) fn resolve_backend(
     doc: &Document,
+    policies: &Policies,
     kind: Kind,
     namespace: &str,
     r: &BackendObjectRef,
@@ -317,12 +321,23 @@ pub(crate) fn resolve_backend(
     } else {
         AppProtocol::Http1
     };
+    let tls = match (kind, policies.claim(si, port.port)) {
+        (Kind::HTTPRoute, Some(Claim::Tls(id))) => Some(id),
+        (Kind::HTTPRoute, Some(Claim::Invalid)) => {
+            return (
+                BackendTarget::Unresolved(Unresolved::InvalidBackendTls),
+                None,
+            );
+        }
+        _ => None,
+    };
     (
         BackendTarget::Service {
             service: si,
             port: port.port,
             target_port: port.target_port,
             protocol,
+            tls,
         },
         None,
     )

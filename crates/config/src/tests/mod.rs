@@ -1,6 +1,7 @@
 //! Whole-pipeline tests: TOML in, status and routing out. Each test is named for the Gateway
 //! API rule or conformance case it checks.
 
+mod backend_tls;
 mod certificates;
 mod decide;
 mod fuzz;

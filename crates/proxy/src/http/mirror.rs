@@ -5,6 +5,7 @@
 //! (`gatehouse_http_mirrors_dropped_total`).
 
 use crate::backends::Pool;
+use crate::tls::upstream::UpstreamPeerTls;
 use crate::{Generation, Shared};
 use bytes::Bytes;
 use gatehouse_model::backend::{AppProtocol, BackendTarget};
@@ -26,6 +27,8 @@ pub struct Job {
     pool: Arc<Pool>,
     target_port: u16,
     protocol: AppProtocol,
+    /// The BackendTLSPolicy's client side, when the mirror's Service port speaks TLS.
+    tls: Option<UpstreamPeerTls>,
     request: Option<RequestHeader>,
 }
 
@@ -35,16 +38,24 @@ impl Job {
             service,
             target_port,
             protocol,
+            tls,
             ..
         } = &m.target
         else {
             return None;
+        };
+        // A TLS port whose client configuration is unusable is not mirrored (never in
+        // plaintext).
+        let tls = match tls {
+            Some(id) => Some(generation.upstream_tls.get(*id, *protocol)?.clone()),
+            None => None,
         };
         Some(Job {
             name: m.name.clone(),
             pool: generation.pools.get(*service)?.clone(),
             target_port: *target_port,
             protocol: *protocol,
+            tls,
             request: None,
         })
     }
@@ -97,6 +108,9 @@ impl Job {
         let mut peer = HttpPeer::new(addr, false, String::new());
         if self.protocol == AppProtocol::H2c {
             peer.options.set_http_version(2, 2);
+        }
+        if let Some(tls) = &self.tls {
+            tls.apply(&mut peer);
         }
         let (mut session, _reused) = connector.get_http_session(&peer).await?;
         let mut req = req;

@@ -73,6 +73,8 @@ struct Chosen {
     backend: usize,
     target_port: u16,
     protocol: AppProtocol,
+    /// The BackendTLSPolicy of the Service port, when it speaks TLS.
+    tls: Option<gatehouse_model::backend_tls::BackendTlsId>,
     scheme: Scheme,
     pool: Arc<Pool>,
     /// The PathPrefix matched, kept only when a URLRewrite needs it.
@@ -389,6 +391,7 @@ impl ProxyHttp for GatewayProxy {
             backend: forward.backend,
             target_port: forward.target_port,
             protocol: forward.protocol,
+            tls: forward.tls,
             scheme: forward.scheme,
             pool: pool.clone(),
             matched_prefix: forward.matched_prefix.filter(|_| rewrites).map(Box::from),
@@ -463,6 +466,19 @@ impl ProxyHttp for GatewayProxy {
         }
         if chosen.protocol == AppProtocol::H2c {
             peer.options.set_http_version(2, 2);
+        }
+        if let Some(id) = chosen.tls {
+            // Built when the snapshot was applied; a policy whose client configuration could
+            // not be built fails closed.
+            let Some(tls) = ctx
+                .generation
+                .as_ref()
+                .and_then(|g| g.upstream_tls.get(id, chosen.protocol))
+            else {
+                return Err(http_error(502, "backend TLS configuration unusable"));
+            };
+            tls.apply(&mut peer);
+            peer.options.total_connection_timeout = peer.options.connection_timeout;
         }
         Ok(Box::new(peer))
     }

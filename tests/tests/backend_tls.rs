@@ -1,0 +1,404 @@
+//! BackendTLSPolicy against the real binary: gatehouse speaks TLS to `openssl s_server -www`
+//! backends whose certificates a test CA (rcgen) signed, verifies them as the policy says,
+//! and fails closed (502, with the reason in the log and
+//! `gatehouse_backend_tls_errors_total`). Skipped, with the reason printed, when `openssl`
+//! is not installed.
+
+use gatehouse_tests::{Client, ConfigDir, Gateway, Resp, text, unique_ip};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A test certificate authority.
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `dns` names and `uris`, valid now unless `expired`; returns
+    /// (certificate PEM, key PEM).
+    fn leaf(&self, dns: &[&str], uris: &[&str], expired: bool) -> (String, String) {
+        let mut params =
+            CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, dns[0]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        for u in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI((*u).try_into().expect("URI SAN")));
+        }
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// `openssl s_server -www` on a loopback address of its own, killed when dropped.
+struct TlsBackend {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl TlsBackend {
+    fn start(dir: &ConfigDir, name: &str, (cert, key): (String, String)) -> TlsBackend {
+        let addr = SocketAddr::from((unique_ip(), 8443));
+        dir.write(&format!("backends/{name}.pem"), &cert);
+        dir.write(&format!("backends/{name}-key.pem"), &key);
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &addr.to_string()])
+            .arg("-cert")
+            .arg(dir.path().join(format!("backends/{name}.pem")))
+            .arg("-key")
+            .arg(dir.path().join(format!("backends/{name}-key.pem")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn openssl s_server");
+        let b = TlsBackend { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "openssl s_server never listened on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        b
+    }
+}
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have_openssl() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: `openssl` is not installed (apt-get install openssl)");
+    }
+    ok
+}
+
+/// A Service `name` on `backend` (port 443, named `https`), a route rule `/name` to it, and
+/// a BackendTLSPolicy `name` with `validation`.
+fn case(name: &str, backend: SocketAddr, validation: &str) -> String {
+    format!(
+        r#"
+[[Service]]
+name = "{name}"
+ports = [{{ name = "https", port = 443, targetPort = {port} }}]
+endpoints = ["{ip}"]
+
+[[HTTPRoute]]
+name = "{name}"
+parentRefs = [{{ name = "gw" }}]
+[[HTTPRoute.rules]]
+matches = [{{ path = {{ type = "PathPrefix", value = "/{name}" }} }}]
+backendRefs = [{{ name = "{name}", port = 443 }}]
+
+[[BackendTLSPolicy]]
+name = "{name}"
+targetRefs = [{{ group = "", kind = "Service", name = "{name}", sectionName = "https" }}]
+validation = {validation}
+"#,
+        port = backend.port(),
+        ip = backend.ip(),
+    )
+}
+
+const TRUST_TEST_CA: &str =
+    r#"caCertificateRefs = [{ group = "", kind = "ConfigMap", name = "test-ca" }]"#;
+
+struct Lab {
+    gw: Gateway,
+    addr: SocketAddr,
+    _backends: Vec<TlsBackend>,
+}
+
+impl Lab {
+    async fn get(&self, path: &str) -> Resp {
+        Client::http1(self.addr).get("app.example", path).await
+    }
+
+    async fn admin(&self, path: &str) -> Resp {
+        Client::http1(self.gw.admin).get("127.0.0.1", path).await
+    }
+
+    /// The condition `kind` of BackendTLSPolicy `name` in `/status`: (status, reason).
+    async fn policy_condition(&self, name: &str, kind: &str) -> (String, String) {
+        let status = self.admin("/status").await.json();
+        let policies = status["status"]["backendTlsPolicies"]
+            .as_array()
+            .or_else(|| status["backendTlsPolicies"].as_array())
+            .cloned()
+            .unwrap_or_else(|| panic!("no backendTlsPolicies in /status: {status}"));
+        let p = policies
+            .iter()
+            .find(|p| p["key"]["name"] == name)
+            .unwrap_or_else(|| panic!("no policy {name} in {status}"));
+        let c = p["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+            .unwrap_or_else(|| panic!("no {kind} condition on {name}: {p}"));
+        (
+            c["status"].as_str().unwrap_or("").to_string(),
+            c["reason"].as_str().unwrap_or("").to_string(),
+        )
+    }
+}
+
+/// One gateway in front of every case: the good chain, a wrong hostname, an unknown CA, an
+/// expired certificate, SAN matches and mismatches, and a policy with no valid CA.
+fn lab() -> Lab {
+    let ca = Ca::new("gatehouse test CA");
+    let stranger = Ca::new("some other CA");
+    let dir = ConfigDir::new();
+    let good = TlsBackend::start(&dir, "good", ca.leaf(&["backend.example"], &[], false));
+    let unknown = TlsBackend::start(
+        &dir,
+        "unknown",
+        stranger.leaf(&["backend.example"], &[], false),
+    );
+    let expired = TlsBackend::start(&dir, "expired", ca.leaf(&["backend.example"], &[], true));
+    let san = TlsBackend::start(
+        &dir,
+        "san",
+        ca.leaf(
+            &["backend.internal"],
+            &["spiffe://cluster.local/ns/default/sa/backend"],
+            false,
+        ),
+    );
+    dir.write("ca/test-ca.pem", &ca.pem);
+    let ip = unique_ip();
+    let host = |h: &str| format!(r#"{{ {TRUST_TEST_CA}, hostname = "{h}" }}"#);
+    let sans = |h: &str, s: &str| {
+        format!(r#"{{ {TRUST_TEST_CA}, hostname = "{h}", subjectAltNames = [{s}] }}"#)
+    };
+    let toml = [
+        format!(
+            r#"
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{ip}" }}]
+[[Gateway.listeners]]
+name = "http"
+protocol = "HTTP"
+port = 80
+
+[[ConfigMap]]
+name = "test-ca"
+caFile = "ca/test-ca.pem"
+"#
+        ),
+        case("good", good.addr, &host("backend.example")),
+        case("wrong-host", good.addr, &host("other.example")),
+        case("unknown-ca", unknown.addr, &host("backend.example")),
+        case("expired", expired.addr, &host("backend.example")),
+        case(
+            "san-uri",
+            san.addr,
+            &sans("sni.example", r#"{ type = "URI", uri = "spiffe://cluster.local/ns/default/sa/backend" }"#),
+        ),
+        case(
+            "san-dns",
+            san.addr,
+            &sans("sni.example", r#"{ type = "Hostname", hostname = "backend.internal" }"#),
+        ),
+        case(
+            "san-mismatch",
+            san.addr,
+            &sans("backend.internal", r#"{ type = "Hostname", hostname = "other.internal" }"#),
+        ),
+        case(
+            "no-ca",
+            good.addr,
+            r#"{ caCertificateRefs = [{ group = "", kind = "ConfigMap", name = "missing" }], hostname = "backend.example" }"#,
+        ),
+    ]
+    .join("\n");
+    dir.write("gatehouse.toml", &toml);
+    let check = dir.check(&[]);
+    assert!(check.status.success(), "{toml}\n{:?}", text(&check));
+    let addr = SocketAddr::from((ip, 80));
+    let gw = Gateway::start(dir, &[addr]);
+    Lab {
+        gw,
+        addr,
+        _backends: vec![good, unknown, expired, san],
+    }
+}
+
+/// Waits until `gatehouse`'s log holds `needle` (log lines are written asynchronously).
+fn log_has(gw: &Gateway, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if gw.log().contains(needle) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_tls_policy_verifies_backends_and_fails_closed() {
+    if !have_openssl() {
+        return;
+    }
+    let lab = lab();
+
+    // A chain to the policy's CA, for the policy's hostname: proxied over TLS.
+    let r = lab.get("/good").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", lab.gw.log());
+    let page = String::from_utf8_lossy(&r.body);
+    assert!(
+        page.contains("s_server"),
+        "not the TLS backend's page: {page}"
+    );
+    assert_eq!(
+        lab.policy_condition("good", "Accepted").await,
+        ("True".into(), "Accepted".into())
+    );
+
+    // The certificate does not name the policy's hostname.
+    assert_eq!(lab.get("/wrong-host").await.status.as_u16(), 502);
+    // The chain leads to another CA.
+    assert_eq!(lab.get("/unknown-ca").await.status.as_u16(), 502);
+    // Expired.
+    assert_eq!(lab.get("/expired").await.status.as_u16(), 502);
+
+    // subjectAltNames: the certificate must carry one of them; hostname is only the SNI.
+    assert_eq!(
+        lab.get("/san-uri").await.status.as_u16(),
+        200,
+        "{}",
+        lab.gw.log()
+    );
+    assert_eq!(lab.get("/san-dns").await.status.as_u16(), 200);
+    // ... and then hostname itself no longer counts.
+    assert_eq!(lab.get("/san-mismatch").await.status.as_u16(), 502);
+
+    // A policy without a valid CA certificate: requests fail (5xx), status says why.
+    assert_eq!(lab.get("/no-ca").await.status.as_u16(), 500);
+    assert_eq!(
+        lab.policy_condition("no-ca", "Accepted").await,
+        ("False".into(), "NoValidCACertificate".into())
+    );
+    assert_eq!(
+        lab.policy_condition("no-ca", "ResolvedRefs").await,
+        ("False".into(), "InvalidCACertificateRef".into())
+    );
+
+    // Every failure names its reason in the log and the metric.
+    for (policy, reason) in [
+        ("wrong-host", "name_mismatch"),
+        ("unknown-ca", "unknown_ca"),
+        ("expired", "expired"),
+        ("san-mismatch", "name_mismatch"),
+    ] {
+        assert!(
+            log_has(
+                &lab.gw,
+                &format!("BackendTLSPolicy default/{policy} failed ({reason})")
+            ),
+            "no {reason} for {policy} in the log:\n{}",
+            lab.gw.log()
+        );
+        let metrics = String::from_utf8_lossy(&lab.admin("/metrics").await.body).into_owned();
+        let series = format!(
+            "gatehouse_backend_tls_errors_total{{policy=\"default/{policy}\",reason=\"{reason}\"}}"
+        );
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&series) && !l.ends_with(" 0")),
+            "{series} not counted:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_applies_a_policy_change_to_the_next_connection() {
+    if !have_openssl() {
+        return;
+    }
+    let lab = lab();
+    assert_eq!(lab.get("/wrong-host").await.status.as_u16(), 502);
+    // Fix the hostname of the failing policy.
+    let path = lab.gw.dir.path().join("gatehouse.toml");
+    let toml = std::fs::read_to_string(&path).expect("read gatehouse.toml");
+    let fixed = toml.replacen(
+        "hostname = \"other.example\"",
+        "hostname = \"backend.example\"",
+        1,
+    );
+    assert_ne!(toml, fixed);
+    lab.gw.dir.write("gatehouse.toml", &fixed);
+    lab.gw.reload();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = lab.get("/wrong-host").await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the reload: {}",
+            lab.gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And back: the changed policy does not reuse the connection verified under the old one.
+    lab.gw.dir.write("gatehouse.toml", &toml);
+    lab.gw.reload();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = lab.get("/wrong-host").await.status.as_u16();
+        if status == 502 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the reload: {}",
+            lab.gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
