@@ -282,7 +282,7 @@ async fn serve_tls(
             }
             let started = std::time::Instant::now();
             let labels = crate::metrics::ListenerLabels::of(listener);
-            let Some(stream) = handshake(
+            let Some((stream, _)) = handshake(
                 &generation,
                 id,
                 &labels,
@@ -296,8 +296,6 @@ async fn serve_tls(
             else {
                 return;
             };
-            let tls = tls::terminate::negotiated(stream.get_ref().1);
-            metrics.tls_handshake(&labels, "ok", tls.version);
             let _active = metrics.active(Protocol::TlsTerminate);
             crate::tcp::serve_terminated(stream, &info, sni, &generation, id, started, metrics)
                 .await;
@@ -305,7 +303,7 @@ async fn serve_tls(
         ListenerKind::Https { .. } => {
             let labels = crate::metrics::ListenerLabels::of(listener);
             let fd = tcp.as_raw_fd();
-            let Some(stream) = handshake(
+            let Some((stream, tls)) = handshake(
                 &generation,
                 id,
                 &labels,
@@ -320,8 +318,6 @@ async fn serve_tls(
                 return;
             };
             drop(generation);
-            let tls = tls::terminate::negotiated(stream.get_ref().1);
-            metrics.tls_handshake(&labels, "ok", tls.version);
             let mut conn = ClientConn::new(stream, fd, info.local, info.peer);
             conn.set_tls(tls.version, tls.cipher, tls.h2);
             info.tls = Some(TlsInfo {
@@ -343,7 +339,8 @@ async fn serve_tls(
 }
 
 /// The TLS handshake of a terminating listener (bounded by `requestHeaderTimeout`), replaying
-/// the ClientHello bytes already read; a failure is counted and closes the connection.
+/// the ClientHello bytes already read: the stream and what it negotiated, counted by result
+/// (a failure closes the connection).
 #[allow(clippy::too_many_arguments)]
 async fn handshake(
     generation: &Generation,
@@ -354,7 +351,10 @@ async fn handshake(
     tcp: TcpStream,
     info: &ConnInfo,
     metrics: &crate::metrics::Metrics,
-) -> Option<tokio_rustls::server::TlsStream<Replay<TcpStream>>> {
+) -> Option<(
+    tokio_rustls::server::TlsStream<Replay<TcpStream>>,
+    tls::terminate::Negotiated,
+)> {
     let config = generation.tls.get(id).cloned()?;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let handshake = tokio::time::timeout(
@@ -362,7 +362,11 @@ async fn handshake(
         acceptor.accept(Replay::new(kept, tcp)),
     );
     match handshake.await {
-        Ok(Ok(s)) => Some(s),
+        Ok(Ok(s)) => {
+            let negotiated = tls::terminate::negotiated(s.get_ref().1);
+            metrics.tls_handshake(labels, "ok", negotiated.version);
+            Some((s, negotiated))
+        }
         Ok(Err(e)) => {
             tracing::debug!(client = %info.peer, "TLS handshake failed: {e}");
             metrics.tls_handshake(labels, "failed", "");
