@@ -20,8 +20,8 @@
 
 use crate::keepalived::{self, Keepalived};
 pub use crate::manager::VipState;
-use crate::manager::{Event, VipManager};
-use crate::netlink::Netlink;
+use crate::manager::{Event, VipManager, all_unusable};
+use crate::netlink::{Netlink, is_link_local};
 use crate::ownership::OwnershipFile;
 use crate::pnet_sender::PnetSender;
 use crate::schedule::{FrameEvent, Schedule};
@@ -122,7 +122,7 @@ impl Announcer {
                     if !snapshot.vips.is_empty() {
                         tracing::error!("VIPs cannot be managed: {e}");
                     }
-                    self.report.vips = unusable(snapshot, &e.to_string());
+                    self.report.vips = all_unusable(&snapshot.vips, &e.to_string());
                     return self.report.clone();
                 }
             }
@@ -159,7 +159,7 @@ impl Announcer {
                 Err(e) => {
                     let why = format!("cannot read the interfaces: {e}");
                     tracing::error!("{why}");
-                    self.report.vips = unusable(snapshot, &why);
+                    self.report.vips = all_unusable(&snapshot.vips, &why);
                     return self.report.clone();
                 }
             };
@@ -213,8 +213,6 @@ impl Announcer {
         let (Ok(links), Ok(addrs)) = (netlink.links().await, netlink.addresses().await) else {
             return Vec::new();
         };
-        let link_local =
-            |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
         let on = |loopback: bool| {
             let mut ips: Vec<IpAddr> = addrs
                 .iter()
@@ -224,7 +222,7 @@ impl Announcer {
                         .any(|l| l.index == a.index && l.loopback == loopback && (loopback || l.up))
                 })
                 .map(|a| a.ip)
-                .filter(|ip| !link_local(ip))
+                .filter(|ip| !is_link_local(*ip))
                 .collect();
             ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
             ips.dedup();
@@ -270,21 +268,6 @@ impl Announcer {
             }
         }
     }
-}
-
-/// Every VIP of `snapshot` as unusable, for `why`.
-fn unusable(snapshot: &Snapshot, why: &str) -> BTreeMap<IpAddr, VipState> {
-    snapshot
-        .vips
-        .iter()
-        .map(|v| {
-            let state = VipState::NotUsable {
-                interface: None,
-                why: why.to_string(),
-            };
-            (v.address, state)
-        })
-        .collect()
 }
 
 /// The path of this executable. Linux reports a file replaced since the start (a package

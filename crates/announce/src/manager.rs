@@ -56,6 +56,19 @@ pub enum VipState {
     },
 }
 
+/// Every VIP of `vips` as unusable, for `why` (interfaces as the configuration names them).
+pub(crate) fn all_unusable(vips: &[Vip], why: &str) -> BTreeMap<IpAddr, VipState> {
+    vips.iter()
+        .map(|v| {
+            let state = VipState::NotUsable {
+                interface: v.interface.clone(),
+                why: why.to_string(),
+            };
+            (v.address, state)
+        })
+        .collect()
+}
+
 /// Something the caller should announce.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {

@@ -11,6 +11,11 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressPro
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType};
 use std::net::IpAddr;
 
+/// An IPv6 link-local address (fe80::/10): never a VIP, a status address or a VRRP source.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
 /// A network interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {

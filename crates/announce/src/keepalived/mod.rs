@@ -14,8 +14,8 @@
 
 pub mod render;
 
-use crate::manager::{VipState, choose};
-use crate::netlink::{Address, Link, Netlink};
+use crate::manager::{VipState, all_unusable, choose};
+use crate::netlink::{Address, Link, Netlink, is_link_local};
 use gatehouse_model::Snapshot;
 use gatehouse_model::settings::Ha;
 use std::collections::BTreeMap;
@@ -152,17 +152,7 @@ impl Keepalived {
 
     fn all_unusable(&mut self, snapshot: &Snapshot, why: &str) -> BTreeMap<IpAddr, VipState> {
         self.vips.clear();
-        self.fixed = snapshot
-            .vips
-            .iter()
-            .map(|v| {
-                let state = VipState::NotUsable {
-                    interface: v.interface.clone(),
-                    why: why.to_string(),
-                };
-                (v.address, state)
-            })
-            .collect();
+        self.fixed = all_unusable(&snapshot.vips, why);
         self.fixed.clone()
     }
 }
@@ -279,13 +269,11 @@ fn source_address(
     addrs: &[Address],
 ) -> Result<IpAddr, String> {
     let family = if instance.ipv6 { "IPv6" } else { "IPv4" };
-    let link_local =
-        |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
     let own: Vec<&Address> = links
         .iter()
         .filter(|l| l.name == instance.interface)
         .flat_map(|l| addrs.iter().filter(move |a| a.index == l.index))
-        .filter(|a| a.ip.is_ipv6() == instance.ipv6 && !a.is_host() && !link_local(&a.ip))
+        .filter(|a| a.ip.is_ipv6() == instance.ipv6 && !a.is_host() && !is_link_local(a.ip))
         .collect();
     let peers: Vec<&IpAddr> = ha
         .peers
