@@ -58,17 +58,46 @@ endpoints = ["{}"]
     )
 }
 
-/// HAProxy with a `send-proxy-v2` frontend on `v2` and a `send-proxy` one on `v1`, both to
-/// `gatehouse`.
-fn haproxy(v2: SocketAddr, v1: SocketAddr, gatehouse: SocketAddr) -> Option<Peer> {
+/// An echo backend behind gatehouse (PROXY headers read on its port from `trusted`), and
+/// HAProxy in front with a `send-proxy-v2` frontend (`v2`) and a `send-proxy` one (`v1`);
+/// `None` when HAProxy is not installed (the test skips).
+struct Lab {
+    echo: Echo,
+    gw: Gateway,
+    addr: SocketAddr,
+    v2: SocketAddr,
+    v1: SocketAddr,
+    _haproxy: Peer,
+}
+
+fn behind_haproxy(trusted: &str) -> Option<Lab> {
+    let echo = Echo::start("app");
+    let ip = unique_ip();
+    let addr = SocketAddr::from((ip, 8080));
+    let gw = Gateway::start(
+        ConfigDir::with_main(&gateway_toml(ip, trusted, &echo)),
+        &[addr],
+    );
+    let (v2, v1) = (
+        SocketAddr::from((unique_ip(), 9000)),
+        SocketAddr::from((unique_ip(), 9001)),
+    );
     let config = format!(
         "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
          frontend v2\n  bind {v2}\n  default_backend v2\n\
-         backend v2\n  server gatehouse {gatehouse} send-proxy-v2\n\
+         backend v2\n  server gatehouse {addr} send-proxy-v2\n\
          frontend v1\n  bind {v1}\n  default_backend v1\n\
-         backend v1\n  server gatehouse {gatehouse} send-proxy\n"
+         backend v1\n  server gatehouse {addr} send-proxy\n"
     );
-    Peer::start("haproxy", &config, &[v2, v1])
+    let haproxy = Peer::start("haproxy", &config, &[v2, v1])?;
+    Some(Lab {
+        echo,
+        gw,
+        addr,
+        v2,
+        v1,
+        _haproxy: haproxy,
+    })
 }
 
 fn rejected(gw: &Gateway, reason: &str) -> f64 {
@@ -80,20 +109,11 @@ fn rejected(gw: &Gateway, reason: &str) -> f64 {
 
 #[test]
 fn behind_haproxy_the_backend_sees_the_clients_address_from_v1_and_v2_headers() {
-    let echo = Echo::start("app");
-    let ip = unique_ip();
-    let addr = SocketAddr::from((ip, 8080));
-    let gw = Gateway::start(
-        ConfigDir::with_main(&gateway_toml(ip, "127.0.0.0/8", &echo)),
-        &[addr],
-    );
-    let (v2, v1) = (
-        SocketAddr::from((unique_ip(), 9000)),
-        SocketAddr::from((unique_ip(), 9001)),
-    );
-    let Some(_haproxy) = haproxy(v2, v1, addr) else {
+    // The whole lab stays bound: its HAProxy and echo live until the end of the test.
+    let Some(lab) = behind_haproxy("127.0.0.0/8") else {
         return;
     };
+    let (gw, addr, v2, v1) = (&lab.gw, lab.addr, lab.v2, lab.v1);
     for front in [v2, v1] {
         let client = unique_ip();
         let body = curl_from(client, &format!("http://{front}/who")).expect("through HAProxy");
@@ -111,34 +131,24 @@ fn behind_haproxy_the_backend_sees_the_clients_address_from_v1_and_v2_headers() 
     );
 
     // Straight to gatehouse, without a header: closed, counted as malformed.
-    let before = rejected(&gw, "proxy_protocol_malformed");
+    let before = rejected(gw, "proxy_protocol_malformed");
     let direct = curl_from(unique_ip(), &format!("http://{addr}/"));
     assert!(
         direct.is_err(),
         "a connection without a PROXY header was served: {direct:?}"
     );
-    assert_eq!(rejected(&gw, "proxy_protocol_malformed"), before + 1.0);
+    assert_eq!(rejected(gw, "proxy_protocol_malformed"), before + 1.0);
 }
 
 #[test]
 fn a_load_balancer_outside_trusted_sources_is_closed_and_counted() {
-    let echo = Echo::start("app");
-    let ip = unique_ip();
-    let addr = SocketAddr::from((ip, 8080));
-    let gw = Gateway::start(
-        ConfigDir::with_main(&gateway_toml(ip, "192.0.2.0/24", &echo)),
-        &[addr],
-    );
-    let (v2, v1) = (
-        SocketAddr::from((unique_ip(), 9000)),
-        SocketAddr::from((unique_ip(), 9001)),
-    );
-    let Some(_haproxy) = haproxy(v2, v1, addr) else {
+    let Some(lab) = behind_haproxy("192.0.2.0/24") else {
         return;
     };
+    let (echo, gw, v2) = (&lab.echo, &lab.gw, lab.v2);
     let got = curl_from(unique_ip(), &format!("http://{v2}/"));
     assert!(got.is_err() || got.as_deref() == Ok(""), "served: {got:?}");
-    assert!(rejected(&gw, "proxy_protocol_untrusted") >= 1.0);
+    assert!(rejected(gw, "proxy_protocol_untrusted") >= 1.0);
     assert_eq!(echo.requests_seen("/"), 0, "nothing reached the backend");
 }
 
