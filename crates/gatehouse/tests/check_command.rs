@@ -183,3 +183,39 @@ fn conf_d_files_load_in_lexical_order_and_hidden_files_are_skipped() {
         "conf.d/b/z.toml:1:1: Service \"svc\": duplicate Service \"svc\": first declared at conf.d/a.toml:1:1"
     );
 }
+
+/// keepalived mode allocates pool addresses by declaration order on every box; where this
+/// box's sticky record (`<stateDir>/allocations.json`) says otherwise, check warns that the
+/// Gateway moves (and fails only with --strict).
+#[test]
+fn in_keepalived_mode_a_sticky_allocation_that_differs_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("allocations.json"),
+        r#"{ "default/b": "192.0.2.100" }"#,
+    )
+    .unwrap();
+    let gateway = |name: &str| {
+        format!(
+            "[[Gateway]]\nname = \"{name}\"\ngatewayClassName = \"gatehouse\"\nlisteners = [{{ name = \"web\", protocol = \"HTTP\", port = 8080 }}]\n"
+        )
+    };
+    let toml = format!(
+        "[runtime]\nstateDir = \"{}\"\n\n[announce]\nmode = \"keepalived\"\n\n[[LoadBalancerIPPool]]\nname = \"pool\"\nblocks = [{{ start = \"192.0.2.100\", stop = \"192.0.2.101\" }}]\n\n{}{}",
+        state.display(),
+        gateway("a"),
+        gateway("b")
+    );
+    std::fs::write(dir.path().join("gatehouse.toml"), toml).unwrap();
+    let o = check(dir.path(), &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: Gateway default/b had 192.0.2.100")
+            && err.contains("gives it 192.0.2.101"),
+        "{err}"
+    );
+    assert_eq!(check(dir.path(), &["--strict"]).status.code(), Some(1));
+}
