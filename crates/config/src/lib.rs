@@ -180,6 +180,7 @@ fn check_duplicates(files: &[SourceFile], doc: &Document, diags: &mut Vec<diag::
         .chain(doc.http_routes.iter().map(|r| &r.meta))
         .chain(doc.tls_routes.iter().map(|r| &r.meta))
         .chain(doc.tcp_routes.iter().map(|r| &r.meta))
+        .chain(doc.udp_routes.iter().map(|r| &r.meta))
         .chain(doc.reference_grants.iter().map(|r| &r.meta))
         .chain(doc.services.iter().map(|r| &r.meta))
         .chain(doc.secrets.iter().map(|r| &r.meta))

@@ -200,11 +200,14 @@ pub struct HttpRoute {
     pub rules: Vec<HttpRule>,
 }
 
-/// A TLSRoute or TCPRoute rule: a name and backendRefs, nothing to match on.
+/// A TLSRoute, TCPRoute or UDPRoute rule: a name and backendRefs, nothing to match on.
 #[derive(Clone, Debug)]
 pub struct TlsRule {
     pub name: Option<String>,
     pub backend_refs: Vec<BackendRef>,
+    /// UDPRoute only (a gatehouse extension): `timeouts = { idle = "5s" }`, how long a flow
+    /// may stay silent before it ends; `None` takes `[limits] udpIdleTimeout`.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -215,9 +218,11 @@ pub struct TlsRoute {
     pub rules: Vec<TlsRule>,
 }
 
-/// A TCPRoute (Gateway API v1alpha2): no hostnames, 1 to 16 rules.
+/// A TCPRoute or UDPRoute (Gateway API v1alpha2): no hostnames, 1 to 16 rules.
 #[derive(Clone, Debug)]
-pub struct TcpRoute {
+pub struct L4Route {
+    /// `TCPRoute` or `UDPRoute`.
+    pub kind: gatehouse_model::Kind,
     pub meta: Meta,
     pub parent_refs: Vec<ParentRef>,
     pub rules: Vec<TlsRule>,
@@ -330,7 +335,8 @@ pub struct Document {
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
     pub tls_routes: Vec<TlsRoute>,
-    pub tcp_routes: Vec<TcpRoute>,
+    pub tcp_routes: Vec<L4Route>,
+    pub udp_routes: Vec<L4Route>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub services: Vec<Service>,
     pub secrets: Vec<Secret>,

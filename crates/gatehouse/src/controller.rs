@@ -236,7 +236,7 @@ impl Controller {
             .local_addrs()
             .await
             .iter()
-            .map(|a| a.to_string())
+            .map(|(t, a)| format!("{}{a}", t.prefix()))
             .collect();
         let bind_errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         self.status = status.clone();

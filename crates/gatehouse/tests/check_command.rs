@@ -72,15 +72,22 @@ fn shipped_configuration_is_clean() {
     );
 }
 
+/// Every `*.toml` in etc/gatehouse/examples, so a new example cannot be left out.
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("etc/gatehouse/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn each_example_passes_check_on_its_own() {
-    for e in [
-        "basic-http.toml",
-        "load-balancing.toml",
-        "basic-https.toml",
-        "tls-passthrough.toml",
-        "tcp.toml",
-    ] {
+    let all = examples();
+    assert!(all.len() >= 6, "{all:?}");
+    for e in &all {
         let dir = with_examples(&[e]);
         let out = check(dir.path(), &[]);
         assert!(
@@ -94,20 +101,15 @@ fn each_example_passes_check_on_its_own() {
 
 #[test]
 fn all_examples_together_with_demo_certificates_are_clean() {
-    let dir = with_examples(&[
-        "basic-http.toml",
-        "load-balancing.toml",
-        "basic-https.toml",
-        "tls-passthrough.toml",
-        "tcp.toml",
-    ]);
+    let all = examples();
+    let dir = with_examples(&all.iter().map(String::as_str).collect::<Vec<_>>());
     if !demo_certs(dir.path()) {
         return;
     }
     let out = check(dir.path(), &["--strict"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
-        stdout(&out).contains("6 of 6 listener(s) programmed"),
+        stdout(&out).contains("8 of 8 listener(s) programmed"),
         "{}",
         stdout(&out)
     );

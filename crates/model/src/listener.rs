@@ -1,6 +1,7 @@
 //! Listeners as the data plane serves them, and how a connection finds its listener.
 //!
-//! Listeners of every Gateway are grouped by port. A connection arriving on a local address
+//! Listeners of every Gateway are grouped by port (UDP listeners apart from the others: a
+//! UDP port is not the TCP port of the same number). A connection arriving on a local address
 //! considers the listeners on that port whose Gateway is bound there (a Gateway without
 //! addresses is bound everywhere), then picks one by Host or SNI with
 //! [`crate::hostname::select_by_host`].
@@ -21,6 +22,7 @@ pub enum Protocol {
     HTTPS,
     TLS,
     TCP,
+    UDP,
 }
 
 impl Protocol {
@@ -30,6 +32,7 @@ impl Protocol {
             "HTTPS" => Some(Protocol::HTTPS),
             "TLS" => Some(Protocol::TLS),
             "TCP" => Some(Protocol::TCP),
+            "UDP" => Some(Protocol::UDP),
             _ => None,
         }
     }
@@ -38,6 +41,12 @@ impl Protocol {
     /// connections are spliced as they come, HTTP ones are read as HTTP).
     pub fn is_tls(self) -> bool {
         matches!(self, Protocol::HTTPS | Protocol::TLS)
+    }
+
+    /// Whether the listener takes UDP datagrams rather than TCP connections: its port is a
+    /// UDP port, separate from the TCP port of the same number.
+    pub fn is_udp(self) -> bool {
+        self == Protocol::UDP
     }
 }
 
@@ -68,6 +77,13 @@ pub enum ListenerKind {
     /// Every connection spliced to a backend of the one TCPRoute rule the listener serves
     /// (`None`: no route attached, connections are closed).
     Tcp { rule: Option<Arc<TlsRule>> },
+    /// Every client flow (source address and port) relayed to a backend of the one UDPRoute
+    /// rule the listener serves (`None`: no route attached, datagrams are dropped); a flow
+    /// silent for `idle_timeout` ends.
+    Udp {
+        rule: Option<Arc<TlsRule>>,
+        idle_timeout: std::time::Duration,
+    },
 }
 
 /// A programmed listener.
@@ -94,7 +110,8 @@ impl Listener {
             ListenerKind::Http { routes } | ListenerKind::Https { routes, .. } => Some(routes),
             ListenerKind::TlsPassthrough { .. }
             | ListenerKind::TlsTerminate { .. }
-            | ListenerKind::Tcp { .. } => None,
+            | ListenerKind::Tcp { .. }
+            | ListenerKind::Udp { .. } => None,
         }
     }
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The Gateway API group that Gateway, HTTPRoute, TLSRoute, TCPRoute and ReferenceGrant belong
-/// to.
+/// The Gateway API group that Gateway, HTTPRoute, TLSRoute, TCPRoute, UDPRoute and
+/// ReferenceGrant belong to.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// The core group (`""`), which Service, Secret and Namespace belong to.
 pub const CORE_GROUP: &str = "";
@@ -19,6 +19,7 @@ pub enum Kind {
     HTTPRoute,
     TLSRoute,
     TCPRoute,
+    UDPRoute,
     ReferenceGrant,
     Service,
     Secret,
@@ -30,12 +31,13 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in the order `gatehouse check` lists them.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
         Kind::TLSRoute,
         Kind::TCPRoute,
+        Kind::UDPRoute,
         Kind::ReferenceGrant,
         Kind::Service,
         Kind::Secret,
@@ -53,6 +55,7 @@ impl Kind {
             Kind::HTTPRoute => "HTTPRoute",
             Kind::TLSRoute => "TLSRoute",
             Kind::TCPRoute => "TCPRoute",
+            Kind::UDPRoute => "UDPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::Service => "Service",
             Kind::Secret => "Secret",
@@ -71,6 +74,7 @@ impl Kind {
             | Kind::HTTPRoute
             | Kind::TLSRoute
             | Kind::TCPRoute
+            | Kind::UDPRoute
             | Kind::ReferenceGrant
             | Kind::BackendTLSPolicy => GATEWAY_GROUP,
             Kind::Service | Kind::Secret | Kind::Namespace | Kind::ConfigMap => CORE_GROUP,

@@ -247,6 +247,11 @@ pub struct Limits {
     pub backend_response_timeout: Duration,
     /// A passthrough connection with no bytes either way for this long is closed.
     pub passthrough_idle_timeout: Duration,
+    /// A UDP flow (one client address and port) with no datagram either way for this long
+    /// ends; a UDPRoute rule's `timeouts.idle` overrides it.
+    pub udp_idle_timeout: Duration,
+    /// UDP flows open at once, process-wide; a datagram that would start another is dropped.
+    pub udp_max_flows: usize,
     /// TCP keepalive idle time on client and backend sockets; zero turns keepalive off.
     pub tcp_keepalive: Duration,
     /// RequestMirror copies in flight at once; more are dropped (and counted).
@@ -265,6 +270,8 @@ impl Default for Limits {
             h2_max_concurrent_streams: 100,
             backend_response_timeout: Duration::from_secs(60),
             passthrough_idle_timeout: Duration::from_secs(600),
+            udp_idle_timeout: Duration::from_secs(60),
+            udp_max_flows: 10_000,
             tcp_keepalive: Duration::from_secs(60),
             max_mirrors_in_flight: 256,
         }

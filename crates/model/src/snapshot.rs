@@ -69,7 +69,10 @@ pub struct Snapshot {
     pub settings: Settings,
     /// Programmed listeners only.
     pub listeners: Vec<Listener>,
+    /// TCP ports: HTTP, HTTPS, TLS and TCP listeners.
     pub ports: Vec<PortGroup>,
+    /// UDP ports: UDP listeners (`tls` and `tcp` are false).
+    pub udp_ports: Vec<PortGroup>,
     pub services: Vec<Service>,
     /// TLS to backends, one entry per applying BackendTLSPolicy (see [`crate::backend_tls`]).
     pub backend_tls: Vec<crate::backend_tls::BackendTls>,
@@ -88,9 +91,22 @@ impl Snapshot {
         &self,
         local: SocketAddr,
     ) -> impl Iterator<Item = (ListenerId, &Listener)> + Clone {
+        self.at(&self.ports, local)
+    }
+
+    /// The UDP listener a datagram to `local` reaches, chosen as [`Snapshot::listeners_at`]
+    /// chooses (a UDP listener has no hostname, so at most one is left).
+    pub fn udp_listener_at(&self, local: SocketAddr) -> Option<(ListenerId, &Listener)> {
+        self.at(&self.udp_ports, local).next()
+    }
+
+    fn at<'a>(
+        &'a self,
+        groups: &'a [PortGroup],
+        local: SocketAddr,
+    ) -> impl Iterator<Item = (ListenerId, &'a Listener)> + Clone {
         let ip = local.ip().to_canonical();
-        let on_port = self
-            .ports
+        let on_port = groups
             .iter()
             .filter(move |p| p.port == local.port())
             .flat_map(|p| p.listeners.iter())

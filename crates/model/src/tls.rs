@@ -1,6 +1,6 @@
 //! TLS material and TLSRoute routing: certificates read from Secrets, and the SNI table of a
-//! TLS listener (Passthrough or Terminate). [`TlsRule`] is also what a TCPRoute rule
-//! compiles to: a rule of either kind is its backends and nothing else.
+//! TLS listener (Passthrough or Terminate). [`TlsRule`] is also what a TCPRoute or UDPRoute rule
+//! compiles to: such a rule is its backends and nothing else.
 
 use crate::ResourceKey;
 use crate::backend::Backends;
@@ -28,7 +28,7 @@ impl fmt::Debug for Certificate {
     }
 }
 
-/// A compiled TLSRoute or TCPRoute rule.
+/// A compiled TLSRoute, TCPRoute or UDPRoute rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsRule {
     pub rule: RuleRef,

@@ -12,13 +12,14 @@
 //! a reload never cuts it.
 
 use crate::Generation;
-use crate::backends::NoEndpoint;
+use crate::backends::{NoEndpoint, Pool};
 use gatehouse_model::backend::{Backend, BackendTarget, Backends, Pick};
 use gatehouse_model::conn::ConnInfo;
 use gatehouse_model::listener::Listener;
 use gatehouse_model::settings::Limits;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -74,22 +75,15 @@ pub async fn connect<'a>(
     limits: &Limits,
     client: &ConnInfo,
 ) -> Result<Upstream<'a>, L4Error> {
-    let backend = match backends.pick(fastrand::u64(..)) {
-        Pick::Backend(_, b) => b,
-        Pick::AllWeightsZero | Pick::NoBackends => return Err(L4Error::NoBackend),
-    };
-    let BackendTarget::Service {
+    let Drawn {
+        backend,
         service,
         target_port,
-        ..
-    } = &backend.target
-    else {
-        return Err(L4Error::Unresolved);
-    };
-    let pool = generation.pools.get(*service).ok_or(L4Error::Unresolved)?;
+        pool,
+    } = draw(generation, backends)?;
     let mut tried: Vec<SocketAddr> = Vec::new();
     let (stream, endpoint) = loop {
-        let (target, addr) = match pool.pick(*target_port, &tried) {
+        let (target, addr) = match pool.pick(target_port, &tried) {
             Ok(t) => t,
             Err(NoEndpoint::Empty | NoEndpoint::NoneHealthy) => return Err(L4Error::NoEndpoint),
         };
@@ -115,7 +109,7 @@ pub async fn connect<'a>(
     if let Some(version) = generation
         .snapshot
         .services
-        .get(*service)
+        .get(service)
         .and_then(|s| s.proxy_protocol)
     {
         let header = crate::proxy_protocol::encode(version, client.peer, client.local);
@@ -128,6 +122,41 @@ pub async fn connect<'a>(
         stream,
         backend,
         endpoint,
+    })
+}
+
+/// A backendRef drawn by weight, with the Service pool and port it leads to.
+#[derive(Debug)]
+pub struct Drawn<'a> {
+    pub backend: &'a Backend,
+    /// The Service's index in the snapshot.
+    pub service: usize,
+    pub target_port: u16,
+    pub pool: Arc<Pool>,
+}
+
+/// Draws a backendRef of `backends` by weight (a fresh random number per call: per
+/// connection for TCP, per flow for UDP). A draw that lands on an unresolved backendRef is
+/// an error: the Gateway API rejects that share of traffic.
+pub fn draw<'a>(generation: &Generation, backends: &'a Backends) -> Result<Drawn<'a>, L4Error> {
+    let backend = match backends.pick(fastrand::u64(..)) {
+        Pick::Backend(_, b) => b,
+        Pick::AllWeightsZero | Pick::NoBackends => return Err(L4Error::NoBackend),
+    };
+    let BackendTarget::Service {
+        service,
+        target_port,
+        ..
+    } = &backend.target
+    else {
+        return Err(L4Error::Unresolved);
+    };
+    let pool = generation.pools.get(*service).ok_or(L4Error::Unresolved)?;
+    Ok(Drawn {
+        backend,
+        service: *service,
+        target_port: *target_port,
+        pool: pool.clone(),
     })
 }
 

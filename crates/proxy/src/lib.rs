@@ -24,6 +24,7 @@ pub mod proxy_protocol;
 mod serve;
 mod tcp;
 pub mod tls;
+pub mod udp;
 mod workers;
 
 use arc_swap::ArcSwap;
@@ -35,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-pub use listeners::BindError;
+pub use listeners::{BindError, Transport};
 pub use serve::KEEPALIVE_REQUESTS;
 
 /// Everything one applied configuration needs on the request path.
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     /// Client connections open now, process-wide (`[limits] maxConnections`).
     connections: AtomicUsize,
     drained: Notify,
+    /// UDP flows open now, process-wide (`[limits] udpMaxFlows`).
+    pub(crate) udp_flows: AtomicUsize,
     /// RequestMirror copies in flight (`[limits] maxMirrorsInFlight`).
     pub(crate) mirrors_in_flight: AtomicUsize,
     /// Keeps warnings about refused connections to a few per minute.
@@ -118,6 +121,7 @@ impl DataPlane {
             }),
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
+            udp_flows: AtomicUsize::new(0),
             mirrors_in_flight: AtomicUsize::new(0),
             log_limiter: metrics::LogLimiter::default(),
             metrics: metrics::Metrics::new(registry),
@@ -150,7 +154,7 @@ impl DataPlane {
             Pools::build(&snapshot, Some(&previous.pools), &self.shutdown.subscribe()).await,
         );
         Pools::spawn_dns_refresh(&pools, self.shutdown.subscribe());
-        let wanted = listeners::wanted(&snapshot.ports);
+        let wanted = listeners::wanted(&snapshot);
         let tls = tls::terminate::TlsConfigs::build(&snapshot, &self.shared.metrics, &previous.tls);
         let upstream_tls =
             tls::upstream::UpstreamTls::build(&snapshot, &self.shared.metrics.backend_tls_errors);
@@ -173,14 +177,15 @@ impl DataPlane {
             .map(|w| listeners::Acceptor {
                 runtime: w.runtime.clone(),
                 on_accept: serve::on_accept(w.state.clone(), self.shutdown.subscribe()),
+                on_udp: udp::on_udp(w.state.shared.clone()),
             })
             .collect();
         let mut listeners = self.listeners.lock().await;
         listeners.reconcile(&wanted, &acceptors, &options).await
     }
 
-    /// The local addresses of the sockets that are accepting.
-    pub async fn local_addrs(&self) -> Vec<SocketAddr> {
+    /// The local addresses of the sockets that are accepting (TCP) or reading (UDP).
+    pub async fn local_addrs(&self) -> Vec<(listeners::Transport, SocketAddr)> {
         self.listeners.lock().await.local_addrs()
     }
 

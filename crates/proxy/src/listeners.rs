@@ -13,22 +13,44 @@
 //! to it: a port another process (even another gatehouse) holds is reported as in use instead
 //! of being silently shared. Options the accepted sockets need (`TCP_NODELAY`, TCP keepalive)
 //! are set on the listening sockets, which Linux copies to every socket they accept.
+//!
+//! UDP ports (UDP listeners) get one socket per address, bound without `SO_REUSEPORT` or
+//! `SO_REUSEADDR` (so a port held elsewhere is reported in use), read by one serving thread
+//! (spread over the threads address by address); [`crate::udp`] relays what arrives.
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, TcpKeepalive, Type};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 /// Accept backlog of every listening socket.
 const BACKLOG: i32 = 4096;
 
+/// Whether a socket takes TCP connections or UDP datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// `""` for TCP, `"udp "` for UDP: what goes before an address in logs and status.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Transport::Tcp => "",
+            Transport::Udp => "udp ",
+        }
+    }
+}
+
 /// Why a socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("cannot listen on {}{addr}: {source}", transport.prefix())]
 pub struct BindError {
+    pub transport: Transport,
     pub addr: SocketAddr,
     #[source]
     pub source: std::io::Error,
@@ -38,12 +60,25 @@ pub struct BindError {
 /// the local address when the socket's own address says it (not for wildcard sockets).
 pub type OnAccept = Arc<dyn Fn(TcpStream, SocketAddr, Option<SocketAddr>) + Send + Sync>;
 
+/// What serves a bound UDP socket (its actual local address given) until the receiver turns
+/// true.
+pub type OnUdp = Arc<
+    dyn Fn(
+            UdpSocket,
+            SocketAddr,
+            watch::Receiver<bool>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// One serving thread as the listener manager sees it: where to run its accept loops and
-/// what to do with a connection.
+/// what to do with a connection or a UDP socket.
 #[derive(Clone)]
 pub struct Acceptor {
     pub runtime: tokio::runtime::Handle,
     pub on_accept: OnAccept,
+    pub on_udp: OnUdp,
 }
 
 impl std::fmt::Debug for Acceptor {
@@ -70,16 +105,23 @@ impl SocketOptions {
     }
 }
 
-/// The sockets `ports` need: each group's addresses, or the wildcard address (IPv6 with
-/// IPv4 mapped, so one socket serves both families) when the group has none.
-pub fn wanted(ports: &[gatehouse_model::snapshot::PortGroup]) -> BTreeSet<SocketAddr> {
+/// The sockets a snapshot needs: each port group's addresses, or the wildcard address (IPv6
+/// with IPv4 mapped, so one socket serves both families) when the group has none; TCP for
+/// `snapshot.ports`, UDP for `snapshot.udp_ports`.
+pub fn wanted(snapshot: &gatehouse_model::Snapshot) -> BTreeSet<(Transport, SocketAddr)> {
     let mut out = BTreeSet::new();
-    for g in ports {
-        if g.addresses.is_empty() {
-            out.insert(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), g.port));
-        } else {
-            for a in &g.addresses {
-                out.insert(SocketAddr::new(*a, g.port));
+    for (transport, groups) in [
+        (Transport::Tcp, &snapshot.ports),
+        (Transport::Udp, &snapshot.udp_ports),
+    ] {
+        for g in groups {
+            if g.addresses.is_empty() {
+                let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), g.port);
+                out.insert((transport, any));
+            } else {
+                for a in &g.addresses {
+                    out.insert((transport, SocketAddr::new(*a, g.port)));
+                }
             }
         }
     }
@@ -101,9 +143,36 @@ pub fn bind(
         {
             // EAFNOSUPPORT: no IPv6 on this host.
             let v4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
-            bind_set(v4, count, options).map_err(|source| BindError { addr: v4, source })
+            bind_set(v4, count, options).map_err(|source| BindError {
+                transport: Transport::Tcp,
+                addr: v4,
+                source,
+            })
         }
-        other => other.map_err(|source| BindError { addr, source }),
+        other => other.map_err(|source| BindError {
+            transport: Transport::Tcp,
+            addr,
+            source,
+        }),
+    }
+}
+
+/// Binds the UDP socket of `addr`, with the wildcard IPv6 address falling back to IPv4 as
+/// [`bind`] does.
+pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
+    let error = |addr, source| BindError {
+        transport: Transport::Udp,
+        addr,
+        source,
+    };
+    match crate::udp::socket::bind(addr) {
+        Err(e)
+            if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && e.raw_os_error() == Some(97) =>
+        {
+            let v4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
+            crate::udp::socket::bind(v4).map_err(|e| error(v4, e))
+        }
+        other => other.map_err(|e| error(addr, e)),
     }
 }
 
@@ -168,7 +237,9 @@ struct Running {
 /// The set of listening sockets.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    running: BTreeMap<SocketAddr, Running>,
+    running: BTreeMap<(Transport, SocketAddr), Running>,
+    /// Spreads UDP sockets over the serving threads.
+    next_udp_thread: usize,
 }
 
 impl Listeners {
@@ -182,48 +253,51 @@ impl Listeners {
     /// other change binds before it closes.
     pub async fn reconcile(
         &mut self,
-        wanted: &BTreeSet<SocketAddr>,
+        wanted: &BTreeSet<(Transport, SocketAddr)>,
         acceptors: &[Acceptor],
         options: &SocketOptions,
     ) -> Vec<BindError> {
         let mut errors = Vec::new();
         let mut in_use = Vec::new();
-        for addr in wanted {
-            if self.running.contains_key(addr) {
+        for key in wanted {
+            if self.running.contains_key(key) {
                 continue;
             }
-            match self.start(*addr, acceptors, options) {
+            match self.start(*key, acceptors, options) {
                 Ok(()) => {}
                 Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse => in_use.push(e),
                 Err(e) => errors.push(e),
             }
         }
-        let gone: Vec<SocketAddr> = self
+        let gone: Vec<(Transport, SocketAddr)> = self
             .running
             .keys()
             .filter(|a| !wanted.contains(a))
             .copied()
             .collect();
         // Close the leaving sockets that hold a port a new socket could not get, then retry.
-        let blocking: Vec<SocketAddr> = gone
+        let blocks = |g: &(Transport, SocketAddr), e: &BindError| {
+            g.0 == e.transport && g.1.port() == e.addr.port()
+        };
+        let blocking: Vec<(Transport, SocketAddr)> = gone
             .iter()
-            .filter(|g| in_use.iter().any(|e| e.addr.port() == g.port()))
+            .filter(|g| in_use.iter().any(|e| blocks(g, e)))
             .copied()
             .collect();
-        for addr in &blocking {
-            self.stop(*addr).await;
+        for key in &blocking {
+            self.stop(*key).await;
         }
         for e in in_use {
-            if blocking.iter().any(|b| b.port() == e.addr.port()) {
-                if let Err(e) = self.start(e.addr, acceptors, options) {
+            if blocking.iter().any(|b| blocks(b, &e)) {
+                if let Err(e) = self.start((e.transport, e.addr), acceptors, options) {
                     errors.push(e);
                 }
             } else {
                 errors.push(e);
             }
         }
-        for addr in gone.into_iter().filter(|a| !blocking.contains(a)) {
-            self.stop(addr).await;
+        for key in gone.into_iter().filter(|a| !blocking.contains(a)) {
+            self.stop(key).await;
         }
         for e in &errors {
             tracing::error!("{e}");
@@ -233,61 +307,100 @@ impl Listeners {
 
     fn start(
         &mut self,
-        addr: SocketAddr,
+        (transport, addr): (Transport, SocketAddr),
         acceptors: &[Acceptor],
         options: &SocketOptions,
     ) -> Result<(), BindError> {
-        let sockets = bind(addr, acceptors.len(), options)?;
-        let local = sockets
-            .first()
-            .and_then(|s| s.local_addr().ok())
-            .unwrap_or(addr);
-        let known_local =
-            (!local.ip().is_unspecified()).then(|| gatehouse_model::conn::canonical(local));
-        let (stop, stop_rx) = watch::channel(false);
-        let tasks = sockets
-            .into_iter()
-            .zip(acceptors)
-            .map(|(socket, a)| {
-                let stop = stop_rx.clone();
-                let on_accept = a.on_accept.clone();
-                a.runtime.spawn(async move {
-                    // Registered with the reactor of the thread that accepts on it.
-                    match TcpListener::from_std(socket) {
-                        Ok(l) => accept_loop(l, stop, known_local, on_accept).await,
-                        Err(e) => tracing::error!(address = %local, "cannot accept: {e}"),
-                    }
-                })
-            })
-            .collect();
-        tracing::info!(address = %local, sockets = acceptors.len(), "listening");
-        self.running.insert(addr, Running { stop, local, tasks });
+        let running = match transport {
+            Transport::Tcp => start_tcp(addr, acceptors, options)?,
+            Transport::Udp => {
+                let socket = bind_udp(addr)?;
+                let a = &acceptors[self.next_udp_thread % acceptors.len().max(1)];
+                self.next_udp_thread += 1;
+                start_udp(socket, addr, a)
+            }
+        };
+        self.running.insert((transport, addr), running);
         Ok(())
     }
 
     /// Stops accepting on `addr` and waits until its sockets are closed; the connections
-    /// they accepted carry on.
-    async fn stop(&mut self, addr: SocketAddr) {
-        if let Some(r) = self.running.remove(&addr) {
+    /// they accepted carry on. A UDP socket's flows end with it (their replies would have
+    /// no socket to leave from).
+    async fn stop(&mut self, key: (Transport, SocketAddr)) {
+        if let Some(r) = self.running.remove(&key) {
             let _ = r.stop.send(true);
             for t in r.tasks {
                 let _ = t.await;
             }
-            tracing::info!(address = %r.local, "stopped listening");
+            tracing::info!(address = %format_args!("{}{}", key.0.prefix(), r.local), "stopped listening");
         }
     }
 
     /// The actual local addresses of the running sockets (ports resolved when 0 was asked).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.running.values().map(|r| r.local).collect()
+    pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
+        self.running.iter().map(|(k, r)| (k.0, r.local)).collect()
     }
 
     /// Stops accepting everywhere.
     pub async fn stop_all(&mut self) {
-        let all: Vec<SocketAddr> = self.running.keys().copied().collect();
-        for addr in all {
-            self.stop(addr).await;
+        let all: Vec<(Transport, SocketAddr)> = self.running.keys().copied().collect();
+        for key in all {
+            self.stop(key).await;
         }
+    }
+}
+
+/// Binds the TCP sockets of `addr`, one per serving thread, and starts their accept loops.
+fn start_tcp(
+    addr: SocketAddr,
+    acceptors: &[Acceptor],
+    options: &SocketOptions,
+) -> Result<Running, BindError> {
+    let sockets = bind(addr, acceptors.len(), options)?;
+    let local = sockets
+        .first()
+        .and_then(|s| s.local_addr().ok())
+        .unwrap_or(addr);
+    let known_local =
+        (!local.ip().is_unspecified()).then(|| gatehouse_model::conn::canonical(local));
+    let (stop, stop_rx) = watch::channel(false);
+    let tasks = sockets
+        .into_iter()
+        .zip(acceptors)
+        .map(|(socket, a)| {
+            let stop = stop_rx.clone();
+            let on_accept = a.on_accept.clone();
+            a.runtime.spawn(async move {
+                // Registered with the reactor of the thread that accepts on it.
+                match TcpListener::from_std(socket) {
+                    Ok(l) => accept_loop(l, stop, known_local, on_accept).await,
+                    Err(e) => tracing::error!(address = %local, "cannot accept: {e}"),
+                }
+            })
+        })
+        .collect();
+    tracing::info!(address = %local, sockets = acceptors.len(), "listening");
+    Ok(Running { stop, local, tasks })
+}
+
+/// Starts serving a bound UDP socket on the serving thread `a`.
+fn start_udp(socket: std::net::UdpSocket, addr: SocketAddr, a: &Acceptor) -> Running {
+    let local = socket.local_addr().unwrap_or(addr);
+    let (stop, stop_rx) = watch::channel(false);
+    let on_udp = a.on_udp.clone();
+    let task = a.runtime.spawn(async move {
+        // Registered with the reactor of the thread that reads it.
+        match UdpSocket::from_std(socket) {
+            Ok(s) => on_udp(s, local, stop_rx).await,
+            Err(e) => tracing::error!(address = %local, "cannot read UDP: {e}"),
+        }
+    });
+    tracing::info!(address = %format_args!("udp {local}"), "listening");
+    Running {
+        stop,
+        local,
+        tasks: vec![task],
     }
 }
 

@@ -93,6 +93,8 @@ pub struct Metrics {
     max_connections_reached: IntCounter,
     /// `[proxyProtocol]` refusals: untrusted peer, malformed header, no header in time.
     proxy_header_rejected: [IntCounter; 3],
+    /// UDP listeners (UDPRoute).
+    pub udp: crate::udp::UdpMetrics,
 }
 
 /// The kinds of client connection counted as active.
@@ -247,7 +249,12 @@ fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
     c
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntCounterVec {
     register(
         registry,
         IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition"),
@@ -265,7 +272,7 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Hi
 /// Buckets for the life of a spliced connection: from a probe to a long-lived session.
 const CONNECTION_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0];
 
-fn connection_histogram(
+pub(crate) fn connection_histogram(
     registry: &Registry,
     name: &str,
     help: &str,
@@ -278,7 +285,7 @@ fn connection_histogram(
     )
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     register(
         registry,
         IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition"),
@@ -322,6 +329,7 @@ impl Metrics {
                 "proxy_protocol_timeout",
             ]
             .map(|r| rejected_connections.with_label_values(&[r])),
+            udp: crate::udp::UdpMetrics::new(registry),
             rejected_requests,
             rejected_connections,
             accepted: ["tcp", "tls"].map(|k| downstream_connections.with_label_values(&[k])),
@@ -579,7 +587,12 @@ impl Metrics {
             self.tls_terminate_bytes,
             self.tcp_connections,
             self.tcp_bytes,
-            self.tcp_duration
+            self.tcp_duration,
+            self.udp.flows,
+            self.udp.flows_active,
+            self.udp.flow_duration,
+            self.udp.datagrams,
+            self.udp.bytes
         );
     }
 }
@@ -824,7 +837,8 @@ impl LiveNames {
                         add_rule(&rule.rule.route, &rule.backends);
                     }
                 }
-                gatehouse_model::listener::ListenerKind::Tcp { rule } => {
+                gatehouse_model::listener::ListenerKind::Tcp { rule }
+                | gatehouse_model::listener::ListenerKind::Udp { rule, .. } => {
                     if let Some(rule) = rule {
                         add_rule(&rule.rule.route, &rule.backends);
                     }

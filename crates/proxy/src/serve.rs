@@ -334,7 +334,7 @@ async fn serve_tls(
                 serve_h1(conn, info, worker, shutdown).await;
             }
         }
-        ListenerKind::Http { .. } | ListenerKind::Tcp { .. } => {}
+        ListenerKind::Http { .. } | ListenerKind::Tcp { .. } | ListenerKind::Udp { .. } => {}
     }
 }
 

@@ -145,7 +145,7 @@ fn parse_resource(
         Kind::Gateway => gateway::gateway(cx, t, meta, doc),
         Kind::HTTPRoute => route::http_route(cx, t, meta, doc),
         Kind::TLSRoute => route::tls_route(cx, t, meta, doc),
-        Kind::TCPRoute => route::tcp_route(cx, t, meta, doc),
+        Kind::TCPRoute | Kind::UDPRoute => route::l4_route(cx, t, kind, meta, doc),
         Kind::ReferenceGrant => core::reference_grant(cx, t, meta, doc),
         Kind::Service => core::service(cx, t, meta, doc),
         Kind::Secret => core::secret(cx, t, meta, doc),

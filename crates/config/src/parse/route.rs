@@ -1,4 +1,4 @@
-//! `[[HTTPRoute]]`, `[[TLSRoute]]` and `[[TCPRoute]]`: parentRefs, hostnames, rules, matches and
+//! `[[HTTPRoute]]`, `[[TLSRoute]]`, `[[TCPRoute]]` and `[[UDPRoute]]`: parentRefs, hostnames, rules, matches and
 //! backendRefs, with the Gateway API's schema (CEL) rules enforced as load errors. Filters
 //! are in the sibling `filter` module.
 
@@ -6,10 +6,11 @@ use super::filter::filters;
 use super::{duration, one_of};
 use crate::decode::{Cx, Table, Value};
 use crate::raw::{
-    BackendObjectRef, BackendRef, Document, HttpRoute, HttpRule, Meta, ParentRef, RawFilters,
-    RouteTimeouts, TcpRoute, TlsRoute, TlsRule,
+    BackendObjectRef, BackendRef, Document, HttpRoute, HttpRule, L4Route, Meta, ParentRef,
+    RawFilters, RouteTimeouts, TlsRoute, TlsRule,
 };
 use crate::validate;
+use gatehouse_model::Kind;
 use gatehouse_model::filter::PathModifier;
 use gatehouse_model::hostname::Hostname;
 use gatehouse_model::http::{HttpMatch, PathMatch, ValueMatch};
@@ -86,7 +87,7 @@ pub(super) fn tls_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
             );
         }
         for item in items.into_iter().take(1) {
-            if let Some(rule) = l4_rule(cx, &item, "TLSRoute") {
+            if let Some(rule) = l4_rule(cx, &item, Kind::TLSRoute) {
                 rules.push(rule);
             }
         }
@@ -100,18 +101,25 @@ pub(super) fn tls_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
     });
 }
 
-/// A TCPRoute: parentRefs and 1 to 16 rules (v1alpha2), each with 1 to 16 backendRefs and a
-/// name unique in the route. It has no hostnames: a TCP listener has none to match.
-pub(super) fn tcp_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &mut Document) {
+/// A TCPRoute or UDPRoute (`kind`): parentRefs and 1 to 16 rules (v1alpha2), each with 1 to
+/// 16 backendRefs and a name unique in the route. It has no hostnames: TCP and UDP listeners
+/// have none to match.
+pub(super) fn l4_route(
+    cx: &mut Cx<'_>,
+    mut t: Table<'_, '_>,
+    kind: Kind,
+    meta: Meta,
+    doc: &mut Document,
+) {
     let parent_refs = parent_refs(cx, &mut t);
     let mut rules: Vec<TlsRule> = Vec::new();
     if let Some(v) = t.req(cx, "rules") {
         let items = v.array_max(cx, 16).unwrap_or_default();
         if items.is_empty() && v.v.get_ref().is_array() {
-            v.error(cx, "a TCPRoute needs at least one rule");
+            v.error(cx, format!("a {kind} needs at least one rule"));
         }
         for item in items {
-            let Some(rule) = l4_rule(cx, &item, "TCPRoute") else {
+            let Some(rule) = l4_rule(cx, &item, kind) else {
                 continue;
             };
             if let Some(name) = &rule.name
@@ -127,15 +135,23 @@ pub(super) fn tcp_route(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: 
         }
     }
     t.finish(cx);
-    doc.tcp_routes.push(TcpRoute {
+    let route = L4Route {
+        kind,
         meta,
         parent_refs,
         rules,
-    });
+    };
+    if kind == Kind::UDPRoute {
+        doc.udp_routes.push(route);
+    } else {
+        doc.tcp_routes.push(route);
+    }
 }
 
-/// A TLSRoute or TCPRoute rule: an optional name and 1 to 16 backendRefs (no filters).
-fn l4_rule(cx: &mut Cx<'_>, item: &Value<'_, '_>, kind: &str) -> Option<TlsRule> {
+/// A TLSRoute, TCPRoute or UDPRoute rule: an optional name and 1 to 16 backendRefs (no
+/// filters). A UDPRoute rule may also set `timeouts = { idle = "5s" }` (a gatehouse
+/// extension: how long a client flow may stay silent).
+fn l4_rule(cx: &mut Cx<'_>, item: &Value<'_, '_>, kind: Kind) -> Option<TlsRule> {
     let mut r = item.table(cx)?;
     let name = rule_name(cx, &mut r);
     let mut backend_refs = Vec::new();
@@ -150,8 +166,34 @@ fn l4_rule(cx: &mut Cx<'_>, item: &Value<'_, '_>, kind: &str) -> Option<TlsRule>
             }
         }
     }
+    let idle_timeout = if kind == Kind::UDPRoute {
+        r.get("timeouts").and_then(|v| idle_timeout(cx, &v))
+    } else {
+        None
+    };
     r.finish(cx);
-    Some(TlsRule { name, backend_refs })
+    Some(TlsRule {
+        name,
+        backend_refs,
+        idle_timeout,
+    })
+}
+
+/// A UDPRoute rule's `timeouts = { idle = "..." }`: a positive duration.
+fn idle_timeout(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<std::time::Duration> {
+    let mut t = v.table(cx)?;
+    let idle_v = t.get("idle");
+    t.finish(cx);
+    let idle_v = idle_v?;
+    let d = duration(cx, &idle_v)?;
+    if d.is_zero() {
+        idle_v.error(
+            cx,
+            "idle must be longer than \"0s\": a flow needs time for its reply",
+        );
+        return None;
+    }
+    Some(d)
 }
 
 fn rule_name(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<String> {

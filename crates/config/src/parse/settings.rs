@@ -216,6 +216,9 @@ fn limits(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, l: &mut Limits) {
     if let Some(n) = int(cx, "maxMirrorsInFlight", 0, 1_000_000) {
         l.max_mirrors_in_flight = n as usize;
     }
+    if let Some(n) = int(cx, "udpMaxFlows", 1, 1_000_000) {
+        l.udp_max_flows = n as usize;
+    }
     let mut positive = |cx: &mut Cx<'_>, key: &'static str| {
         let v = t.get(key)?;
         let d = duration(cx, &v)?;
@@ -233,6 +236,9 @@ fn limits(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, l: &mut Limits) {
     }
     if let Some(d) = positive(cx, "passthroughIdleTimeout") {
         l.passthrough_idle_timeout = d;
+    }
+    if let Some(d) = positive(cx, "udpIdleTimeout") {
+        l.udp_idle_timeout = d;
     }
     if let Some(d) = t
         .get("backendResponseTimeout")

@@ -374,12 +374,13 @@ pub(crate) fn resolve_listener(
         ("HTTPS", _) => (Some(Protocol::HTTPS), Ok(())),
         ("TLS", Some(_)) => (Some(Protocol::TLS), Ok(())),
         ("TCP", _) => (Some(Protocol::TCP), Ok(())),
+        ("UDP", _) => (Some(Protocol::UDP), Ok(())),
         (p, _) => (
             None,
             Err(Problem::new(
                 reason::UNSUPPORTED_PROTOCOL,
                 format!(
-                    "protocol \"{p}\" is not supported; gatehouse serves HTTP, HTTPS, TLS and TCP"
+                    "protocol \"{p}\" is not supported; gatehouse serves HTTP, HTTPS, TLS, TCP and UDP"
                 ),
             )),
         ),
@@ -390,6 +391,7 @@ pub(crate) fn resolve_listener(
         Some(Protocol::HTTP) | Some(Protocol::HTTPS) => &[Kind::HTTPRoute],
         Some(Protocol::TLS) => &[Kind::TLSRoute],
         Some(Protocol::TCP) => &[Kind::TCPRoute],
+        Some(Protocol::UDP) => &[Kind::UDPRoute],
         None => &[],
     };
     let mut supported_kinds = Vec::new();
@@ -543,8 +545,9 @@ pub(crate) fn share_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
 /// they are on the same port and addresses (see [`share_addresses`]) and either one is
 /// plaintext while the other is TLS, or one is TCP and the other is not (`ProtocolConflict`:
 /// a TCP listener takes every connection of its port), or both would be selected by the
-/// same hostname (`HostnameConflict`; TCP listeners have none, so two on one port always
-/// do).
+/// same hostname (`HostnameConflict`; TCP and UDP listeners have none, so two on one port
+/// always do). UDP listeners only ever conflict with UDP listeners: a UDP port is not the TCP
+/// port of the same number (DNS serves both on 53).
 pub(crate) fn mark_conflicts(
     doc: &Document,
     gateways: &[ResolvedGateway],
@@ -566,7 +569,8 @@ pub(crate) fn mark_conflicts(
             }
             let la = &doc.gateways[a.gateway].listeners[a.index];
             let lb = &doc.gateways[b.gateway].listeners[b.index];
-            if la.port != lb.port {
+            // A UDP port is not the TCP port of the same number: they never conflict.
+            if la.port != lb.port || pa.is_udp() != pb.is_udp() {
                 continue;
             }
             if !share_addresses(

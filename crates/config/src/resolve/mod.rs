@@ -178,7 +178,15 @@ pub(crate) fn resolve(
         &mut listeners,
         &mut status,
         &doc.tcp_routes,
-        |r| compile_tcp_route(doc, &policies, r),
+        |r| compile_single_rule_route(doc, &policies, r),
+    );
+    let (udp_attachments, udp_compiled) = attach_routes(
+        doc,
+        &resolved_gateways,
+        &mut listeners,
+        &mut status,
+        &doc.udp_routes,
+        |r| compile_single_rule_route(doc, &policies, r),
     );
     let used: Vec<(usize, usize, u16)> = http_attachments
         .iter()
@@ -242,6 +250,24 @@ pub(crate) fn resolve(
                     .and_then(|(ri, _)| tcp_compiled[*ri].rules.first().cloned());
                 ListenerKind::Tcp { rule }
             }
+            Protocol::UDP => {
+                // As for TCP: one route at most, and its first rule.
+                let rule = udp_attachments
+                    .iter()
+                    .find(|(_, a)| a.listener == li)
+                    .and_then(|(ri, _)| {
+                        let rule = udp_compiled[*ri].rules.first()?;
+                        let raw = doc.udp_routes[*ri].rules.first()?;
+                        Some((rule.clone(), raw.idle_timeout))
+                    });
+                ListenerKind::Udp {
+                    idle_timeout: rule
+                        .as_ref()
+                        .and_then(|(_, t)| *t)
+                        .unwrap_or(doc.settings.limits.udp_idle_timeout),
+                    rule: rule.map(|(r, _)| r),
+                }
+            }
             Protocol::TLS => {
                 let mut routes = SniTable::default();
                 let mut attached: Vec<&(usize, Attachment)> = tls_attachments
@@ -275,7 +301,8 @@ pub(crate) fn resolve(
             kind,
         });
     }
-    snapshot.ports = port_groups(&snapshot.listeners);
+    snapshot.ports = port_groups(&snapshot.listeners, false);
+    snapshot.udp_ports = port_groups(&snapshot.listeners, true);
     for (gw, rg) in doc.gateways.iter().zip(&resolved_gateways) {
         if rg.accepted.is_err() {
             continue;
@@ -312,14 +339,16 @@ pub(crate) fn resolve(
 
 /// What attachment needs of a route, whatever its kind.
 trait RouteSpec {
-    const KIND: Kind;
+    fn kind(&self) -> Kind;
     fn meta(&self) -> &raw::Meta;
     fn parent_refs(&self) -> &[raw::ParentRef];
     fn hostnames(&self) -> &[gatehouse_model::hostname::Hostname];
 }
 
 impl RouteSpec for raw::HttpRoute {
-    const KIND: Kind = Kind::HTTPRoute;
+    fn kind(&self) -> Kind {
+        Kind::HTTPRoute
+    }
     fn meta(&self) -> &raw::Meta {
         &self.meta
     }
@@ -331,8 +360,10 @@ impl RouteSpec for raw::HttpRoute {
     }
 }
 
-impl RouteSpec for raw::TcpRoute {
-    const KIND: Kind = Kind::TCPRoute;
+impl RouteSpec for raw::L4Route {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
     fn meta(&self) -> &raw::Meta {
         &self.meta
     }
@@ -345,7 +376,9 @@ impl RouteSpec for raw::TcpRoute {
 }
 
 impl RouteSpec for raw::TlsRoute {
-    const KIND: Kind = Kind::TLSRoute;
+    fn kind(&self) -> Kind {
+        Kind::TLSRoute
+    }
     fn meta(&self) -> &raw::Meta {
         &self.meta
     }
@@ -374,10 +407,11 @@ fn attach_routes<R: RouteSpec, C>(
     for (ri, route) in routes.iter().enumerate() {
         let compiled = compile(route);
         let info = RouteInfo {
-            kind: R::KIND,
+            kind: route.kind(),
             namespace: &route.meta().namespace,
             hostnames: route.hostnames(),
-            exclusive: R::KIND == Kind::TCPRoute,
+            // A TCP or UDP listener cannot tell one route's traffic from another's.
+            exclusive: matches!(route.kind(), Kind::TCPRoute | Kind::UDPRoute),
         };
         let parents = attach_route(
             doc,
@@ -590,27 +624,33 @@ fn compile_tls_route(
     compile_l4_rules(doc, policies, Kind::TLSRoute, &route.meta, &route.rules)
 }
 
-/// A TCPRoute's rules. A TCP listener has nothing to choose between rules by, so only the
-/// first rule is served; the others are dropped, and the route says so with
-/// `PartiallyInvalid=True/UnsupportedValue` (the Gateway API's "Drop Rule(s)" approach).
-fn compile_tcp_route(
+/// A TCPRoute's or UDPRoute's rules. A TCP or UDP listener has nothing to choose between
+/// rules by, so only the first rule is served; the others are dropped, and the route says so
+/// with `PartiallyInvalid=True/UnsupportedValue` (the Gateway API's "Drop Rule(s)" approach).
+fn compile_single_rule_route(
     doc: &Document,
     policies: &backend_tls::Policies,
-    route: &raw::TcpRoute,
+    route: &raw::L4Route,
 ) -> CompiledRoute<TlsRule> {
     let mut compiled = compile_l4_rules(
         doc,
         policies,
-        Kind::TCPRoute,
+        route.kind,
         &route.meta,
         &route.rules[..route.rules.len().min(1)],
     );
     if route.rules.len() > 1 {
+        let (transport, what) = if route.kind == Kind::UDPRoute {
+            ("UDP", "flows")
+        } else {
+            ("TCP", "connections")
+        };
         compiled.dropped = Some(Problem::new(
             reason::UNSUPPORTED_VALUE,
             format!(
-                "Dropped Rule(s) 1 to {}: a TCP listener cannot tell connections apart, so only the first rule of a TCPRoute is served",
-                route.rules.len() - 1
+                "Dropped Rule(s) 1 to {}: a {transport} listener cannot tell {what} apart, so only the first rule of a {} is served",
+                route.rules.len() - 1,
+                route.kind,
             ),
         ));
     }
@@ -678,9 +718,14 @@ fn insert_http_route(
     }
 }
 
-pub(crate) fn port_groups(listeners: &[Listener]) -> Vec<PortGroup> {
+/// The TCP ports (`udp` false) or the UDP ports the listeners need, each with the listeners
+/// on it and the addresses to bind.
+pub(crate) fn port_groups(listeners: &[Listener], udp: bool) -> Vec<PortGroup> {
     let mut groups: Vec<PortGroup> = Vec::new();
     for (i, l) in listeners.iter().enumerate() {
+        if l.protocol.is_udp() != udp {
+            continue;
+        }
         match groups.iter_mut().find(|g| g.port == l.port) {
             Some(g) => {
                 g.listeners.push(i);

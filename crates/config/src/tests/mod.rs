@@ -10,6 +10,7 @@ mod http_references;
 mod http_routes;
 mod tcp_routes;
 mod tls_routes;
+mod udp_routes;
 
 use crate::{Loaded, SourceFile, load};
 use gatehouse_model::conn::ConnInfo;
