@@ -1,10 +1,11 @@
 //! Real third-party peers for the tests, each a child process with a configuration of its own
 //! in a temporary folder, stopped on drop: HAProxy in front of gatehouse (a load balancer that
-//! sends PROXY headers) and nginx behind it (a backend that reads them).
+//! sends PROXY headers), nginx behind it (a backend that reads them), and dnsmasq behind a
+//! UDPRoute (a DNS server).
 //!
 //! Each is found on PATH; without it [`Peer::start`] returns `None` after printing why, and the
 //! test skips, unless `CI` is set, where that is a failure (`scripts/install-prerequisites`
-//! installs both).
+//! installs them).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -19,11 +20,17 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `program` (`haproxy` or `nginx`) in the foreground with `config` written to a
-    /// temporary folder, and waits until every address of `ready` accepts connections.
+    /// Starts `program` (`haproxy`, `nginx` or `dnsmasq`) in the foreground with `config`
+    /// written to a temporary folder (`{dir}` in it names that folder), and waits until every
+    /// address of `ready` accepts TCP connections (dnsmasq serves DNS over TCP too).
     pub fn start(program: &str, config: &str, ready: &[SocketAddr]) -> Option<Peer> {
         let Some(path) = find(program) else {
-            let why = format!("needs {program} (the Debian package {program})");
+            let package = if program == "dnsmasq" {
+                "dnsmasq-base"
+            } else {
+                program
+            };
+            let why = format!("needs {program} (the Debian package {package})");
             assert!(
                 std::env::var_os("CI").is_none(),
                 "CI is set, but the test {why}"
@@ -39,6 +46,8 @@ impl Peer {
         match program {
             // -db: foreground, no daemon.
             "haproxy" => command.arg("-db").arg("-f").arg(&file),
+            // -k: foreground; -C: this file only.
+            "dnsmasq" => command.arg("-k").arg("-C").arg(&file),
             _ => command
                 .arg("-p")
                 .arg(dir.path())
