@@ -2,7 +2,8 @@
 //! (`gatehouse_tests::TcpBackend`: greets with its name, echoes, says `bye` after the
 //! client's EOF): weighted choice per connection, half-close passed on, a reload that changes
 //! the route while a connection is open, status and metrics, and TLS terminated with the
-//! certificate the SNI selects and spliced as plaintext to a TCP backend.
+//! certificate the SNI selects and spliced as plaintext to a TCP backend (a close_notify
+//! half-closes it).
 
 #[allow(unused_macros)]
 mod tls_support;
@@ -318,6 +319,12 @@ rules = [{{ backendRefs = [{{ name = "b", port = 3000 }}] }}]
             &echo, b"ping\n",
             "{sni}: the backend got plaintext and echoed it"
         );
+        // Half-close through TLS: the client's close_notify reaches the backend as a
+        // FIN, and the backend's last words still come back, then its close.
+        s.get_mut().shutdown().await.unwrap();
+        let mut rest = String::new();
+        s.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "bye\n", "{sni}: {}", gw.log());
     }
     // A name no listener takes: closed without a TLS alert.
     if let Err(e) = expect_rejected(&tls, addr, "c.example.com").await {
