@@ -71,6 +71,21 @@ pub struct Admin {
     rejected_connections: IntCounter,
     /// File system paths `/status` shows only with `?verbose` (longest first).
     private: Mutex<Vec<String>>,
+    /// Answers `/explain` from the data plane's current generation (set once it exists).
+    explainer: std::sync::OnceLock<Explainer>,
+}
+
+/// What answers `/explain?url=...`: the query string in, the explanation (JSON) or an error
+/// message out.
+pub struct Explainer(pub Box<ExplainFn>);
+
+/// The query string in, the explanation or an error message out.
+pub type ExplainFn = dyn Fn(&str) -> Result<serde_json::Value, String> + Send + Sync;
+
+impl std::fmt::Debug for Explainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Explainer")
+    }
 }
 
 pub fn now() -> u64 {
@@ -133,7 +148,13 @@ impl Admin {
             generation,
             rejected_connections,
             private: Mutex::new(Vec::new()),
+            explainer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Lets `/explain` answer (once; later calls are ignored).
+    pub fn set_explainer(&self, explainer: Explainer) {
+        let _ = self.explainer.set(explainer);
     }
 
     /// The paths `/status` names only when asked (`?verbose`): the configuration folder
@@ -293,11 +314,28 @@ impl Admin {
                     ),
                 }
             }
+            "/explain" => {
+                let Some(explainer) = self.explainer.get() else {
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no configuration is served yet\n".into(),
+                        "text/plain",
+                    );
+                };
+                match explainer.0(req.uri().query().unwrap_or("")) {
+                    Ok(v) => text(
+                        StatusCode::OK,
+                        serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
+                        "application/json",
+                    ),
+                    Err(e) => text(StatusCode::BAD_REQUEST, e + "\n", "text/plain"),
+                }
+            }
             "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
             "/readyz" => readiness(*self.ready.borrow()),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "try /metrics, /status, /healthz or /readyz\n".into(),
+                "try /metrics, /status, /explain, /healthz or /readyz\n".into(),
                 "text/plain",
             ),
         }

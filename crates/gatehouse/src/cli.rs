@@ -26,6 +26,9 @@ pub enum Command {
     /// Parse and compile the configuration as a reload would; print every error with its
     /// location and every resource whose status is not clean.
     Check(CheckArgs),
+    /// Explain which listener, route, rule, filters and backends a request would meet, and
+    /// what the client would get, without sending it.
+    Explain(ExplainArgs),
     /// Run an echo backend (like the Gateway API conformance echo-basic server) for tests.
     Echo(EchoCliArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -37,6 +40,33 @@ pub enum Command {
     /// entered for one of gatehouse's VRRP instances, for `gatehouse status`.
     #[command(hide = true)]
     KeepalivedNotify(KeepalivedNotifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The request's URL: http:// or https:// (the host is the Host header, and for https the
+    /// SNI), port and path with query.
+    pub url: String,
+    /// The request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// A request header, `Name: value`; repeatable. A Host header overrides the URL's.
+    #[arg(long, short = 'H')]
+    pub header: Vec<String>,
+    /// The address the client connects to; default: the URL's host when it is an IP
+    /// address, else the first address of the listeners on the URL's port.
+    #[arg(long)]
+    pub to: Option<std::net::IpAddr>,
+    /// Ask the running daemon at this admin address (its live configuration and endpoint
+    /// health) instead of reading --config.
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
+    /// The configuration directory.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR)]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

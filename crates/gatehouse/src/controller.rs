@@ -119,7 +119,7 @@ impl Controller {
         let settings = &loaded.snapshot.settings;
         let admin = Admin::new();
         let admin_local = crate::admin::serve(admin.clone(), settings.admin.listen).await?;
-        tracing::info!(address = %admin_local, "admin listening (/metrics /status /healthz /readyz)");
+        tracing::info!(address = %admin_local, "admin listening (/metrics /status /explain /healthz /readyz)");
         if let Some(w) = settings.admin.remote_warning() {
             tracing::warn!("{w}");
             admin.set_warnings("admin", vec![w]);
@@ -127,6 +127,10 @@ impl Controller {
         let threads = gatehouse_proxy::serving_threads(settings.runtime.threads);
         let plane =
             DataPlane::new(&admin.registry, threads).context("cannot start the serving threads")?;
+        let current = plane.generations();
+        admin.set_explainer(crate::admin::Explainer(Box::new(move |query| {
+            crate::explain::from_daemon(&current(), query)
+        })));
         let vips = Vips::new(&admin.registry, &loaded.snapshot);
         let stale_certificates = IntGaugeVec::new(
             Opts::new(

@@ -9,6 +9,7 @@ mod cli;
 mod configdir;
 mod controller;
 mod echo;
+mod explain;
 mod keys;
 mod logging;
 mod manual;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::run(&args),
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Echo(a) => echo::run(&echo::EchoArgs {
             listen: a.listen,
             name: a.name,

@@ -24,6 +24,16 @@ fn admin_addr(args: &StatusArgs) -> SocketAddr {
 }
 
 async fn fetch(addr: SocketAddr, verbose: bool) -> Result<Value> {
+    let path = if verbose {
+        "/status?verbose"
+    } else {
+        "/status"
+    };
+    get_json(addr, path).await
+}
+
+/// GETs `path` from the admin listener at `addr` and reads the JSON it answers.
+pub async fn get_json(addr: SocketAddr, path: &str) -> Result<Value> {
     let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
         .await
         .context("timed out")?
@@ -32,22 +42,19 @@ async fn fetch(addr: SocketAddr, verbose: bool) -> Result<Value> {
         })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     tokio::spawn(conn);
-    let path = if verbose {
-        "/status?verbose"
-    } else {
-        "/status"
-    };
     let req = hyper::Request::get(path)
         .header("host", addr.to_string())
         .body(Empty::<Bytes>::new())?;
     let resp = sender.send_request(req).await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "the admin listener answered {}",
-        resp.status()
-    );
+    let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
-    serde_json::from_slice(&body).context("the admin listener's /status is not JSON")
+    anyhow::ensure!(
+        status.is_success(),
+        "the admin listener answered {status}: {}",
+        String::from_utf8_lossy(&body).trim_end()
+    );
+    serde_json::from_slice(&body)
+        .with_context(|| format!("the admin listener's {path} is not JSON"))
 }
 
 fn age(seconds: u64) -> String {

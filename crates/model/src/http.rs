@@ -172,32 +172,47 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     })
 }
 
+/// The first condition of a match that a request fails, checked in the order path, method,
+/// headers, query parameters (indexes into the match's lists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    Path,
+    Method,
+    Header(usize),
+    Query(usize),
+}
+
 impl HttpMatch {
     pub fn matches(&self, req: &dyn RequestView) -> bool {
+        self.check(req).is_ok()
+    }
+
+    /// Whether `req` satisfies every condition, or the first one it fails.
+    pub fn check(&self, req: &dyn RequestView) -> Result<(), Mismatch> {
         if !self.path.matches(req.path()) {
-            return false;
+            return Err(Mismatch::Path);
         }
         if let Some(m) = &self.method
             && req.method() != m
         {
-            return false;
+            return Err(Mismatch::Method);
         }
-        for (name, value) in &self.headers {
+        for (i, (name, value)) in self.headers.iter().enumerate() {
             match req.header(name) {
                 Some(v) if value.matches(&v) => {}
-                _ => return false,
+                _ => return Err(Mismatch::Header(i)),
             }
         }
         if !self.query_params.is_empty() {
             let query = req.query().unwrap_or("");
-            for (name, value) in &self.query_params {
+            for (i, (name, value)) in self.query_params.iter().enumerate() {
                 match query_param(query, name) {
                     Some(v) if value.matches(&v) => {}
-                    _ => return false,
+                    _ => return Err(Mismatch::Query(i)),
                 }
             }
         }
-        true
+        Ok(())
     }
 
     /// The precedence of this match among all matches on the same hostname.
@@ -324,6 +339,25 @@ impl HttpEntry {
     }
 }
 
+/// The hostname group of a route table an entry was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostGroup<'a> {
+    /// Routes for exactly the request's host.
+    Exact(&'a str),
+    /// Routes for a wildcard, by its suffix (`.example.com` for `*.example.com`).
+    Wildcard(&'a str),
+    /// Routes without hostnames (or on a listener whose hostname they all take).
+    Any,
+}
+
+/// One (rule, match) entry as routing meets it, and whether the request satisfies it.
+#[derive(Clone, Copy, Debug)]
+pub struct Walked<'a> {
+    pub entry: &'a HttpEntry,
+    pub group: HostGroup<'a>,
+    pub result: Result<(), Mismatch>,
+}
+
 /// The result of routing one request on one listener.
 #[derive(Clone, Copy, Debug)]
 pub struct Routed<'a> {
@@ -393,23 +427,46 @@ impl HttpRouteTable {
     fn groups<'a, 'h>(
         &'a self,
         host: Option<&'h str>,
-    ) -> impl Iterator<Item = &'a [HttpEntry]> + use<'a, 'h> {
-        let exact = host.and_then(|h| self.exact.get(h)).map(Vec::as_slice);
+    ) -> impl Iterator<Item = (HostGroup<'a>, &'a [HttpEntry])> + use<'a, 'h> {
+        let exact = host.and_then(|h| {
+            let (key, entries) = self.exact.get_key_value(h)?;
+            Some((HostGroup::Exact(key.as_str()), entries.as_slice()))
+        });
         let wildcards = host.into_iter().flat_map(move |h| {
             h.char_indices()
                 .filter(|(i, c)| *c == '.' && *i > 0)
-                .filter_map(move |(i, _)| self.wildcard.get(&h[i..]).map(Vec::as_slice))
+                .filter_map(move |(i, _)| {
+                    let (key, entries) = self.wildcard.get_key_value(&h[i..])?;
+                    Some((HostGroup::Wildcard(key.as_str()), entries.as_slice()))
+                })
         });
         exact
             .into_iter()
             .chain(wildcards)
-            .chain(std::iter::once(self.any.as_slice()))
+            .chain(std::iter::once((HostGroup::Any, self.any.as_slice())))
+    }
+
+    /// Every entry the request's host selects, in the order routing tries them (hostname
+    /// group, then precedence), each with whether the request satisfies it.
+    /// [`HttpRouteTable::route`] is the first that does.
+    pub fn walk<'a>(
+        &'a self,
+        host: Option<&'a str>,
+        req: &'a dyn RequestView,
+    ) -> impl Iterator<Item = Walked<'a>> + use<'a> {
+        self.groups(host).flat_map(move |(group, entries)| {
+            entries.iter().map(move |entry| Walked {
+                entry,
+                group,
+                result: entry.matcher.check(req),
+            })
+        })
     }
 
     /// Routes a request: the first entry, in precedence order, whose match succeeds.
     pub fn route<'a>(&'a self, host: Option<&str>, req: &dyn RequestView) -> Option<Routed<'a>> {
         self.groups(host)
-            .flat_map(|g| g.iter())
+            .flat_map(|(_, g)| g.iter())
             .find(|e| e.matcher.matches(req))
             .map(|e| Routed {
                 rule: &e.rule,

@@ -22,6 +22,7 @@ pub mod backend_tls;
 pub mod conn;
 pub mod cors;
 pub mod decide;
+pub mod explain;
 pub mod filter;
 pub mod hostname;
 pub mod http;

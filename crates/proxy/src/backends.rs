@@ -146,6 +146,17 @@ impl Pool {
         }
     }
 
+    /// Every endpoint of `target_port` with whether a request may use it now (healthy and
+    /// not ejected).
+    pub fn endpoint_states(&self, target_port: u16) -> Vec<(SocketAddr, bool)> {
+        let now = Instant::now();
+        self.targets
+            .load()
+            .iter()
+            .map(|t| (t.addr(target_port), t.usable(now)))
+            .collect()
+    }
+
     pub fn connect_succeeded(&self, target: &Target) {
         target.consecutive_errors.store(0, Ordering::Relaxed);
     }

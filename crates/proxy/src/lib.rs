@@ -140,6 +140,12 @@ impl DataPlane {
         self.shared.current()
     }
 
+    /// A handle that reads the generation being served, for the admin listener.
+    pub fn generations(&self) -> impl Fn() -> Arc<Generation> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.current()
+    }
+
     /// The number of serving threads.
     pub fn threads(&self) -> usize {
         self.workers.len()

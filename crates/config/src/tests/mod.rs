@@ -4,6 +4,7 @@
 mod backend_tls;
 mod certificates;
 mod decide;
+mod explain;
 mod fuzz;
 mod gateways;
 mod http_references;

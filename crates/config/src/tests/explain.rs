@@ -1,0 +1,197 @@
+//! `gatehouse explain` in-process ([`gatehouse_model::explain::explain`]): the rule it calls
+//! selected is the one `decide` routes to, later matches are marked as lost on precedence,
+//! the others name the condition they fail, each backendRef says what a draw there gets, and
+//! answers without a backend (redirects, refused paths) carry their status.
+
+use super::*;
+use gatehouse_model::explain::{EndpointState, Explanation, Request, Verdict, explain};
+
+const GATEWAY: &str = r#"
+[[Gateway]]
+name = "gw"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+[[Gateway.listeners]]
+name = "http"
+protocol = "HTTP"
+port = 80
+hostname = "*.example.com"
+"#;
+
+fn with_routes(routes: &str) -> Loaded {
+    load_ok(&format!("{GATEWAY}{BACKENDS}{routes}"))
+}
+
+fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    let mut all = vec![("host".to_string(), "www.example.com".to_string())];
+    all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    Request {
+        method: method.into(),
+        path,
+        query,
+        headers: all,
+    }
+}
+
+fn explained(l: &Loaded, req: &Request) -> Explanation {
+    let conn = plaintext(SocketAddr::from(([127, 0, 0, 1], 80)));
+    explain(&l.snapshot, &conn, req, &|_, _| Vec::<EndpointState>::new())
+}
+
+const TWO_ROUTES: &str = r#"
+[[HTTPRoute]]
+name = "general"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+rules = [
+  { backendRefs = [{ name = "infra-backend-v1", port = 8080 }] },
+  { matches = [{ path = { type = "PathPrefix", value = "/api" }, method = "POST", headers = [{ name = "x-team", value = "blue" }] }], backendRefs = [{ name = "infra-backend-v2", port = 8080 }] },
+]
+[[HTTPRoute]]
+name = "exact"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["www.example.com"]
+rules = [{ matches = [{ path = { type = "Exact", value = "/api/health" } }], backendRefs = [{ name = "infra-backend-v3", port = 8080 }] }]
+"#;
+
+#[test]
+fn the_selected_rule_is_the_one_decide_routes_to_and_later_matches_lost_on_precedence() {
+    let l = with_routes(TWO_ROUTES);
+    let req = request("POST", "/api/items", &[("x-team", "blue")]);
+    let e = explained(&l, &req);
+    let conn = plaintext(SocketAddr::from(([127, 0, 0, 1], 80)));
+    let d = decide(&l.snapshot, &conn, &req, &mut || 0);
+    let routed = d.rule.unwrap();
+    let selected: Vec<_> = e
+        .rules
+        .iter()
+        .filter(|r| r.verdict == Verdict::Selected)
+        .collect();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].route, routed.rule.route.namespaced_name());
+    assert_eq!(selected[0].rule, routed.rule.index);
+    assert_eq!(
+        (selected[0].route.as_str(), selected[0].rule),
+        ("infra/general", 1)
+    );
+    // The catch-all rule matches too, but PathPrefix /api with a method and a header is
+    // more specific.
+    let lost: Vec<_> = e
+        .rules
+        .iter()
+        .filter(|r| r.verdict == Verdict::LostOnPrecedence)
+        .map(|r| (r.route.as_str(), r.rule))
+        .collect();
+    assert_eq!(lost, [("infra/general", 0)]);
+    assert_eq!(
+        e.outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v2:8080")
+    );
+    assert_eq!(e.listeners.len(), 1);
+    assert!(e.listeners[0].chosen);
+}
+
+#[test]
+fn a_rule_that_does_not_match_names_the_condition_it_fails() {
+    let l = with_routes(TWO_ROUTES);
+    let why = |req: &Request, route: &str| {
+        explained(&l, req)
+            .rules
+            .into_iter()
+            .find(|r| r.route == route && r.verdict == Verdict::NoMatch)
+            .map(|r| r.why)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        why(
+            &request("GET", "/api/items", &[("x-team", "blue")]),
+            "infra/general"
+        ),
+        "method GET is not POST"
+    );
+    assert_eq!(
+        why(&request("POST", "/api/items", &[]), "infra/general"),
+        "header x-team is missing (wants = \"blue\")"
+    );
+    assert_eq!(
+        why(
+            &request("POST", "/api/items", &[("x-team", "red")]),
+            "infra/general"
+        ),
+        "header x-team is \"red\", not = \"blue\""
+    );
+    assert_eq!(
+        why(&request("GET", "/api/items", &[]), "infra/exact"),
+        "/api/items does not match path Exact /api/health"
+    );
+    // The exact hostname's group is tried first, so its rule is listed first.
+    let e = explained(&l, &request("GET", "/api/health", &[]));
+    assert_eq!(e.rules[0].route, "infra/exact");
+    assert_eq!(e.rules[0].hostnames, "www.example.com");
+    assert_eq!(e.rules[0].verdict, Verdict::Selected);
+    assert!(e.rules[1..].iter().any(
+        |r| r.verdict == Verdict::LostOnPrecedence && r.why.contains("more specific hostname")
+    ));
+}
+
+#[test]
+fn each_backend_ref_shows_its_share_and_what_a_draw_there_gets() {
+    let l = with_routes(
+        r#"
+[[HTTPRoute]]
+name = "split"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 3 }, { name = "missing", port = 8080, weight = 1 }, { name = "infra-backend-v2", port = 8080, weight = 0 }] }]
+"#,
+    );
+    let e = explained(&l, &request("GET", "/", &[]));
+    let shares: Vec<(f64, Option<u16>)> = e
+        .backends
+        .iter()
+        .map(|b| (b.share, b.outcome.status))
+        .collect();
+    assert_eq!(shares, [(75.0, None), (25.0, Some(500)), (0.0, None)]);
+    assert_eq!(
+        e.backends[0].outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v1:8080")
+    );
+    assert!(e.backends[1].target.contains("unresolved"));
+    assert!(e.backends[2].outcome.why.contains("never drawn"));
+    assert!(e.outcome.why.contains("drawn by weight"));
+}
+
+#[test]
+fn a_redirect_is_its_status_and_location_and_a_refused_path_is_400_before_routing() {
+    let l = with_routes(
+        r#"
+[[HTTPRoute]]
+name = "moved"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+rules = [{ filters = [{ type = "RequestRedirect", requestRedirect = { scheme = "https", statusCode = 301 } }] }]
+"#,
+    );
+    let e = explained(&l, &request("GET", "/a?b=c", &[]));
+    assert_eq!(e.outcome.status, Some(301));
+    assert_eq!(
+        e.outcome.location.as_deref(),
+        Some("https://www.example.com/a?b=c")
+    );
+    assert_eq!(e.filters, ["RequestRedirect (301)"]);
+    let e = explained(&l, &request("GET", "/../etc/passwd", &[]));
+    assert_eq!(e.outcome.status, Some(400));
+    assert!(e.rules.is_empty());
+    // A Host no listener takes: 404, and the listener says why.
+    let mut req = request("GET", "/", &[]);
+    req.headers[0].1 = "other.org".into();
+    let e = explained(&l, &req);
+    assert_eq!(e.outcome.status, Some(404));
+    assert!(!e.listeners[0].chosen);
+    assert!(e.listeners[0].why.contains("does not match Host other.org"));
+}
