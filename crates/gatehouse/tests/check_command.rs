@@ -221,3 +221,40 @@ fn in_keepalived_mode_a_sticky_allocation_that_differs_is_a_warning() {
     );
     assert_eq!(check(dir.path(), &["--strict"]).status.code(), Some(1));
 }
+
+/// The fenced ```toml blocks of a docs page.
+fn toml_blocks(page: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join(page)).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_configuration_on_the_coming_from_page_passes_check() {
+    let blocks = toml_blocks("docs/coming-from.md");
+    assert!(blocks.len() >= 6, "{}", blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        let dir = with_examples(&[]);
+        std::fs::write(dir.path().join("conf.d/page.toml"), block).unwrap();
+        // --strict: every resource accepted, programmed and resolved too.
+        let out = check(dir.path(), &["--strict"]);
+        assert!(
+            out.status.success(),
+            "block {i} of docs/coming-from.md:\n{block}\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
