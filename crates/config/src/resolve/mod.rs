@@ -180,16 +180,16 @@ pub(crate) fn resolve(
         &doc.tcp_routes,
         |r| compile_tcp_route(doc, &policies, r),
     );
-    let used: Vec<(usize, usize, u16)> = http_attachments
+    // TLS passthrough carries the client's TLS end to end: gatehouse originates no TLS of
+    // its own there, so a passthrough listener's TLSRoutes resolve without the policies.
+    let tls_passthrough: Vec<Vec<Arc<TlsRule>>> = doc
+        .tls_routes
         .iter()
-        .flat_map(|(ri, a)| {
-            let gateway = listeners[a.listener].gateway;
-            http_compiled[*ri]
-                .service_ports
-                .iter()
-                .map(move |&(s, p)| (gateway, s, p))
-        })
+        .map(|r| compile_tls_route(doc, &backend_tls::Policies::default(), r).rules)
         .collect();
+    let mut used = used_ports(&listeners, &http_compiled, &http_attachments);
+    used.extend(used_ports(&listeners, &tls_compiled, &tls_attachments));
+    used.extend(used_ports(&listeners, &tcp_compiled, &tcp_attachments));
     status.backend_tls_policies = policies.status(doc, &used);
 
     // 4. Status and snapshot.
@@ -251,7 +251,12 @@ pub(crate) fn resolve(
                 attached.sort_by_key(|(ri, _)| doc.tls_routes[*ri].meta.order);
                 for (ri, a) in attached {
                     let names = a.hostnames.as_deref().unwrap_or(&[]);
-                    for rule in &tls_compiled[*ri].rules {
+                    let rules = if l.terminates {
+                        &tls_compiled[*ri].rules
+                    } else {
+                        &tls_passthrough[*ri]
+                    };
+                    for rule in rules {
                         routes.insert(names, rule.clone());
                     }
                 }
@@ -358,6 +363,29 @@ impl RouteSpec for raw::TlsRoute {
 }
 
 type Attached = Vec<(usize, Attachment)>;
+
+/// (Gateway, Service, port) for each Service port an attached route originates connections
+/// to: a BackendTLSPolicy's ancestors. A passthrough listener originates none.
+fn used_ports<C>(
+    listeners: &[ResolvedListener],
+    compiled: &[CompiledRoute<C>],
+    attachments: &Attached,
+) -> Vec<(usize, usize, u16)> {
+    attachments
+        .iter()
+        .filter(|(_, a)| {
+            let l = &listeners[a.listener];
+            l.protocol != Some(Protocol::TLS) || l.terminates
+        })
+        .flat_map(|(ri, a)| {
+            let gateway = listeners[a.listener].gateway;
+            compiled[*ri]
+                .service_ports
+                .iter()
+                .map(move |&(s, p)| (gateway, s, p))
+        })
+        .collect()
+}
 
 /// Compiles and attaches every route of one kind, recording each one's status; returns the
 /// attachments (route index, listener) and the compiled routes.
@@ -617,7 +645,7 @@ fn compile_tcp_route(
     compiled
 }
 
-/// TLSRoute and TCPRoute rules: backends only (BackendTLSPolicy applies to HTTPRoutes only).
+/// TLSRoute and TCPRoute rules: backends only (with the BackendTLSPolicy of a claimed port).
 fn compile_l4_rules(
     doc: &Document,
     policies: &backend_tls::Policies,

@@ -4,17 +4,24 @@
 //! ```text
 //! apply(Snapshot) ─▶ UpstreamTls::build: per Snapshot::backend_tls entry, trust anchors
 //!   (CA bundle, or the system store read once per apply) ─▶ verifier ─▶ ClientConfig for
-//!   HTTP/1.1 (ALPN http/1.1) and for HTTP/2 (ALPN h2) ─▶ Arc<TlsConnect> each
+//!   HTTP/1.1 (ALPN http/1.1), for HTTP/2 (ALPN h2) and for a layer-4 stream (no ALPN)
+//!   ─▶ Arc<TlsConnect> each
 //! upstream_peer: a backendRef with a policy id puts its TlsConnect on the HttpPeer as
 //!   Pingora's custom L4 connector ─▶ TCP connect + rustls handshake (SNI = hostname) ─▶
 //!   the TLS stream handed to Pingora as a virtual socket, pooled under the policy's digest
+//! l4::connect (TCPRoute, TLSRoute Terminate): TCP connect ─▶ PROXY header (plaintext) ─▶
+//!   TlsConnect::handshake_within with the stream configuration ─▶ splice over TLS
 //! ```
+//!
+//! A layer-4 stream offers no ALPN: the bytes spliced are whatever the client sends, so
+//! gatehouse cannot name their protocol (offering one would be a guess the backend might act
+//! on); a backend that needs a protocol picks its own default.
 //!
 //! Verification fails closed: a chain that does not lead to the policy's CA, an expired
 //! certificate, or a name that matches neither `hostname` nor (when given) one of
 //! `subjectAltNames` fails the handshake; the request gets 502, the failure is counted in
 //! `gatehouse_backend_tls_errors_total{policy,reason}` and logged with the reason. Nothing
-//! here depends on HTTP: a TCP splice can use [`TlsConnect::handshake`] as it is.
+//! here depends on HTTP: the layer-4 splice uses [`TlsConnect::handshake_within`].
 
 use async_trait::async_trait;
 use gatehouse_model::Snapshot;
@@ -129,7 +136,7 @@ impl TlsConnect {
             .connect(self.server_name.clone(), stream)
             .await;
         let fail = |why: Failure, message: String| {
-            self.errors[Failure::ALL.iter().position(|f| *f == why).unwrap_or(4)].inc();
+            self.count(why);
             Err((why, message))
         };
         match result {
@@ -144,6 +151,37 @@ impl TlsConnect {
             }
             Err(e) => fail(Failure::of(&e), e.to_string()),
         }
+    }
+
+    /// [`TlsConnect::handshake`] bounded by `limit`; running out of time is a failed
+    /// handshake, counted like one.
+    pub async fn handshake_within<S>(
+        &self,
+        stream: S,
+        limit: std::time::Duration,
+    ) -> std::result::Result<TlsStream<S>, (Failure, String)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match tokio::time::timeout(limit, self.handshake(stream)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.count(Failure::Handshake);
+                Err((
+                    Failure::Handshake,
+                    format!("no handshake within {}s", limit.as_secs()),
+                ))
+            }
+        }
+    }
+
+    fn count(&self, why: Failure) {
+        self.errors[Failure::ALL.iter().position(|f| *f == why).unwrap_or(4)].inc();
+    }
+
+    /// `namespace/name` of the policy, for logs.
+    pub fn policy(&self) -> &str {
+        &self.policy
     }
 }
 
@@ -258,6 +296,8 @@ impl UpstreamPeerTls {
 struct Entry {
     http1: UpstreamPeerTls,
     h2: UpstreamPeerTls,
+    /// A layer-4 stream: no ALPN.
+    stream: Arc<TlsConnect>,
 }
 
 /// The TLS client side of every BackendTLSPolicy of a snapshot, by `BackendTlsId`.
@@ -296,6 +336,11 @@ impl UpstreamTls {
             AppProtocol::H2c => &e.h2,
             AppProtocol::Http1 | AppProtocol::WebSocket => &e.http1,
         })
+    }
+
+    /// The TLS of a policy for a layer-4 stream (TCPRoute, TLSRoute Terminate).
+    pub fn stream(&self, id: BackendTlsId) -> Option<&Arc<TlsConnect>> {
+        Some(&self.entries.get(id)?.as_ref()?.stream)
     }
 }
 
@@ -352,7 +397,11 @@ fn entry(
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
+        config.alpn_protocols = if alpn.is_empty() {
+            Vec::new()
+        } else {
+            vec![alpn.to_vec()]
+        };
         Ok(UpstreamPeerTls {
             connect: Arc::new(TlsConnect {
                 config: Arc::new(config),
@@ -370,6 +419,7 @@ fn entry(
     Ok(Entry {
         http1: make(b"http/1.1", false)?,
         h2: make(b"h2", true)?,
+        stream: make(b"", false)?.connect,
     })
 }
 
