@@ -287,3 +287,94 @@ async fn a_reload_applies_a_policy_change_to_the_next_connection() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_presents_its_backend_client_certificate_and_another_gateway_does_not() {
+    if !have_openssl() {
+        return;
+    }
+    let ca = Ca::new("gatehouse test CA");
+    let client_ca = Ca::new("backend's client CA");
+    let dir = ConfigDir::new();
+    dir.write("ca/client-ca.pem", &client_ca.pem);
+    let client_ca_file = dir.path().join("ca/client-ca.pem");
+    // The backend requires a client certificate from its client CA.
+    let backend = TlsBackend::start_with(
+        &dir,
+        "mtls",
+        ca.leaf(&["backend.example"], &[], false),
+        &[
+            "-www",
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-CAfile",
+            client_ca_file.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let (cert, key) = client_ca.client_leaf("gatehouse.example");
+    dir.write("client/gw.pem", &cert);
+    dir.write("client/gw-key.pem", &key);
+    dir.write("ca/test-ca.pem", &ca.pem);
+    let (with_ip, without_ip) = (unique_ip(), unique_ip());
+    let toml = format!(
+        r#"
+[[Gateway]]
+name = "with"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{with_ip}" }}]
+tls = {{ backend = {{ clientCertificateRef = {{ name = "gw-client" }} }} }}
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+
+[[Gateway]]
+name = "without"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{without_ip}" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+
+[[Secret]]
+name = "gw-client"
+certFile = "client/gw.pem"
+keyFile = "client/gw-key.pem"
+
+[[ConfigMap]]
+name = "test-ca"
+caFile = "ca/test-ca.pem"
+
+[[Service]]
+name = "mtls"
+ports = [{{ name = "https", port = 443, targetPort = {port} }}]
+endpoints = ["{ip}"]
+
+[[HTTPRoute]]
+name = "mtls"
+parentRefs = [{{ name = "with" }}, {{ name = "without" }}]
+rules = [{{ backendRefs = [{{ name = "mtls", port = 443 }}] }}]
+
+[[BackendTLSPolicy]]
+name = "mtls"
+targetRefs = [{{ group = "", kind = "Service", name = "mtls" }}]
+validation = {{ {TRUST_TEST_CA}, hostname = "backend.example" }}
+"#,
+        port = backend.addr.port(),
+        ip = backend.addr.ip(),
+    );
+    dir.write("gatehouse.toml", &toml);
+    let check = dir.check(&[]);
+    assert!(check.status.success(), "{toml}\n{:?}", text(&check));
+    let (with, without) = (
+        SocketAddr::from((with_ip, 80)),
+        SocketAddr::from((without_ip, 80)),
+    );
+    let gw = Gateway::start(dir, &[with, without]);
+
+    // Same policy, same backend: only the Gateway with the certificate gets through. Twice
+    // each, so a pooled connection of one Gateway is never handed to the other.
+    for _ in 0..2 {
+        let r = Client::http1(with).get("app.example", "/").await;
+        assert_eq!(r.status.as_u16(), 200, "{}", gw.log());
+        assert!(String::from_utf8_lossy(&r.body).contains("s_server"));
+        let r = Client::http1(without).get("app.example", "/").await;
+        assert_eq!(r.status.as_u16(), 502, "{}", gw.log());
+    }
+}

@@ -25,6 +25,7 @@ use crate::Generation;
 use crate::backends::NoEndpoint;
 use gatehouse_model::backend::{Backend, BackendTarget, Backends, Pick, Unresolved};
 use gatehouse_model::conn::ConnInfo;
+use gatehouse_model::decide::ListenerId;
 use gatehouse_model::listener::Listener;
 use gatehouse_model::settings::Limits;
 use std::net::SocketAddr;
@@ -134,12 +135,15 @@ pub struct Upstream<'a> {
 /// next endpoint when one fails. A draw that lands on an unresolved backendRef fails the
 /// connection: the Gateway API rejects that share of connections.
 ///
-/// A Service with `proxyProtocol` gets the PROXY header for `client` before anything else.
+/// A Service with `proxyProtocol` gets the PROXY header for `client` before anything else;
+/// a Service port a BackendTLSPolicy targets then gets the TLS handshake, presenting the
+/// client certificate of the Gateway of `listener` (the one the client came in on), if any.
 pub async fn connect<'a>(
     generation: &Generation,
     backends: &'a Backends,
     limits: &Limits,
     client: &ConnInfo,
+    listener: Option<ListenerId>,
 ) -> Result<Upstream<'a>, L4Error> {
     let backend = match backends.pick(fastrand::u64(..)) {
         Pick::Backend(_, b) => b,
@@ -163,7 +167,7 @@ pub async fn connect<'a>(
         Some(id) => Some(
             generation
                 .upstream_tls
-                .stream(id)
+                .stream(id, listener)
                 .ok_or(L4Error::BackendTls)?,
         ),
         None => None,

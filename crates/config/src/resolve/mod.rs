@@ -10,12 +10,14 @@
 //!    tables in precedence order.
 
 pub(crate) mod backend_tls;
+mod client_cert;
 pub(crate) mod gateways;
 pub(crate) mod grants;
 pub(crate) mod routes;
 
 use crate::raw::{self, Document, RawFilters};
 use gatehouse_model::backend::{Backend, BackendTarget, Backends, Service, Unresolved};
+use gatehouse_model::backend_tls::BackendClientCertificate;
 use gatehouse_model::filter::{Filters, Mirror};
 use gatehouse_model::hostname::intersect;
 use gatehouse_model::http::{HttpEntry, HttpRouteTable, HttpRule, RouteOrder, RuleRef, Timeouts};
@@ -151,6 +153,11 @@ pub(crate) fn resolve(
             listeners.push(gateways::resolve_listener(doc, &mut certs, gi, li));
         }
     }
+    let client_certs: Vec<client_cert::ClientCertificate> = doc
+        .gateways
+        .iter()
+        .map(|g| client_cert::resolve(doc, g, &mut certs))
+        .collect();
     let (certificates, stale_certificates) = certs.finish();
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
@@ -193,12 +200,23 @@ pub(crate) fn resolve(
     status.backend_tls_policies = policies.status(doc, &used);
 
     // 4. Status and snapshot.
-    status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
+    status.gateways = gateway_status(doc, &resolved_gateways, &listeners, &client_certs);
     let mut snapshot = Snapshot {
         generation,
         settings: doc.settings.clone(),
         services: doc.services.iter().map(service).collect(),
         backend_tls: policies.compiled,
+        backend_client_certificates: doc
+            .gateways
+            .iter()
+            .zip(&client_certs)
+            .filter_map(|(g, c)| {
+                Some(BackendClientCertificate {
+                    gateway: g.meta.key(),
+                    certificate: c.certificate.clone()?,
+                })
+            })
+            .collect(),
         pools: doc
             .pools
             .iter()
@@ -756,6 +774,7 @@ fn gateway_status(
     doc: &Document,
     gateways: &[ResolvedGateway],
     listeners: &[ResolvedListener],
+    client_certs: &[client_cert::ClientCertificate],
 ) -> Vec<GatewayStatus> {
     doc.gateways
         .iter()
@@ -863,7 +882,14 @@ fn gateway_status(
                 key: gw.meta.key(),
                 gateway_class_name: gw.class_name.clone(),
                 addresses: gateways::status_addresses(gw, rg.pool_address),
-                conditions: vec![accepted, programmed_cond],
+                conditions: vec![
+                    accepted,
+                    programmed_cond,
+                    client_cert::resolved_refs(
+                        &client_certs[gi],
+                        mine.iter().all(|l| l.resolved_refs.is_ok()),
+                    ),
+                ],
                 listeners: listener_status,
                 vips: Vec::new(),
             }

@@ -3,6 +3,7 @@
 
 mod backend_tls;
 mod certificates;
+mod client_certificate;
 mod decide;
 mod fuzz;
 mod gateways;
