@@ -124,6 +124,7 @@ pub(crate) struct Resolved {
     pub status: Status,
     pub allocations: crate::pools::Allocations,
     pub certificates: crate::Certificates,
+    pub ca_bundles: crate::CaBundles,
     pub stale_certificates: Vec<(gatehouse_model::ResourceKey, String)>,
 }
 
@@ -158,11 +159,13 @@ pub(crate) fn resolve(
         .iter()
         .map(|g| client_cert::resolve(doc, g, &mut certs))
         .collect();
-    let (certificates, stale_certificates) = certs.finish();
+    let (certificates, mut stale_certificates) = certs.finish();
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
     // 3. BackendTLSPolicies, then routes.
-    let policies = backend_tls::Policies::resolve(doc, reader);
+    let policies = backend_tls::Policies::resolve(doc, reader, &previous.ca_bundles);
+    let (ca_bundles, stale_ca_bundles) = policies.ca_bundles();
+    stale_certificates.extend(stale_ca_bundles);
     let (http_attachments, http_compiled) = attach_routes(
         doc,
         &resolved_gateways,
@@ -329,6 +332,7 @@ pub(crate) fn resolve(
         status,
         allocations,
         certificates,
+        ca_bundles,
         stale_certificates,
     }
 }

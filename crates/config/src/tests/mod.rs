@@ -2,6 +2,7 @@
 //! API rule or conformance case it checks.
 
 mod backend_tls;
+mod backend_tls_l4;
 mod certificates;
 mod client_certificate;
 mod decide;
