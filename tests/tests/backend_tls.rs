@@ -4,113 +4,12 @@
 //! `gatehouse_backend_tls_errors_total`). Skipped, with the reason printed, when `openssl`
 //! is not installed.
 
+mod backend_tls_support;
+
+use backend_tls_support::{Ca, TlsBackend, have_openssl, log_has};
 use gatehouse_tests::{Client, ConfigDir, Gateway, Resp, text, unique_ip};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// A test certificate authority.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("self-signed CA");
-        Ca {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A server certificate for `dns` names and `uris`, valid now unless `expired`; returns
-    /// (certificate PEM, key PEM).
-    fn leaf(&self, dns: &[&str], uris: &[&str], expired: bool) -> (String, String) {
-        let mut params =
-            CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, dns[0]);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        for u in uris {
-            params
-                .subject_alt_names
-                .push(SanType::URI((*u).try_into().expect("URI SAN")));
-        }
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// `openssl s_server -www` on a loopback address of its own, killed when dropped.
-struct TlsBackend {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl TlsBackend {
-    fn start(dir: &ConfigDir, name: &str, (cert, key): (String, String)) -> TlsBackend {
-        let addr = SocketAddr::from((unique_ip(), 8443));
-        dir.write(&format!("backends/{name}.pem"), &cert);
-        dir.write(&format!("backends/{name}-key.pem"), &key);
-        let child = Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept", &addr.to_string()])
-            .arg("-cert")
-            .arg(dir.path().join(format!("backends/{name}.pem")))
-            .arg("-key")
-            .arg(dir.path().join(format!("backends/{name}-key.pem")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn openssl s_server");
-        let b = TlsBackend { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "openssl s_server never listened on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        b
-    }
-}
-
-impl Drop for TlsBackend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: `openssl` is not installed (apt-get install openssl)");
-    }
-    ok
-}
 
 /// A Service `name` on `backend` (port 443, named `https`), a route rule `/name` to it, and
 /// a BackendTLSPolicy `name` with `validation`.
@@ -263,20 +162,6 @@ caFile = "ca/test-ca.pem"
     }
 }
 
-/// Waits until `gatehouse`'s log holds `needle` (log lines are written asynchronously).
-fn log_has(gw: &Gateway, needle: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if gw.log().contains(needle) {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_tls_policy_verifies_backends_and_fails_closed() {
     if !have_openssl() {
@@ -400,5 +285,96 @@ async fn a_reload_applies_a_policy_change_to_the_next_connection() {
             lab.gw.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_presents_its_backend_client_certificate_and_another_gateway_does_not() {
+    if !have_openssl() {
+        return;
+    }
+    let ca = Ca::new("gatehouse test CA");
+    let client_ca = Ca::new("backend's client CA");
+    let dir = ConfigDir::new();
+    dir.write("ca/client-ca.pem", &client_ca.pem);
+    let client_ca_file = dir.path().join("ca/client-ca.pem");
+    // The backend requires a client certificate from its client CA.
+    let backend = TlsBackend::start_with(
+        &dir,
+        "mtls",
+        ca.leaf(&["backend.example"], &[], false),
+        &[
+            "-www",
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-CAfile",
+            client_ca_file.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let (cert, key) = client_ca.client_leaf("gatehouse.example");
+    dir.write("client/gw.pem", &cert);
+    dir.write("client/gw-key.pem", &key);
+    dir.write("ca/test-ca.pem", &ca.pem);
+    let (with_ip, without_ip) = (unique_ip(), unique_ip());
+    let toml = format!(
+        r#"
+[[Gateway]]
+name = "with"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{with_ip}" }}]
+tls = {{ backend = {{ clientCertificateRef = {{ name = "gw-client" }} }} }}
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+
+[[Gateway]]
+name = "without"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{without_ip}" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+
+[[Secret]]
+name = "gw-client"
+certFile = "client/gw.pem"
+keyFile = "client/gw-key.pem"
+
+[[ConfigMap]]
+name = "test-ca"
+caFile = "ca/test-ca.pem"
+
+[[Service]]
+name = "mtls"
+ports = [{{ name = "https", port = 443, targetPort = {port} }}]
+endpoints = ["{ip}"]
+
+[[HTTPRoute]]
+name = "mtls"
+parentRefs = [{{ name = "with" }}, {{ name = "without" }}]
+rules = [{{ backendRefs = [{{ name = "mtls", port = 443 }}] }}]
+
+[[BackendTLSPolicy]]
+name = "mtls"
+targetRefs = [{{ group = "", kind = "Service", name = "mtls" }}]
+validation = {{ {TRUST_TEST_CA}, hostname = "backend.example" }}
+"#,
+        port = backend.addr.port(),
+        ip = backend.addr.ip(),
+    );
+    dir.write("gatehouse.toml", &toml);
+    let check = dir.check(&[]);
+    assert!(check.status.success(), "{toml}\n{:?}", text(&check));
+    let (with, without) = (
+        SocketAddr::from((with_ip, 80)),
+        SocketAddr::from((without_ip, 80)),
+    );
+    let gw = Gateway::start(dir, &[with, without]);
+
+    // Same policy, same backend: only the Gateway with the certificate gets through. Twice
+    // each, so a pooled connection of one Gateway is never handed to the other.
+    for _ in 0..2 {
+        let r = Client::http1(with).get("app.example", "/").await;
+        assert_eq!(r.status.as_u16(), 200, "{}", gw.log());
+        assert!(String::from_utf8_lossy(&r.body).contains("s_server"));
+        let r = Client::http1(without).get("app.example", "/").await;
+        assert_eq!(r.status.as_u16(), 502, "{}", gw.log());
     }
 }

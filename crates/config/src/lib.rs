@@ -43,6 +43,11 @@ pub const MAIN_FILE: &str = "gatehouse.toml";
 pub type Certificates =
     HashMap<gatehouse_model::ResourceKey, Arc<gatehouse_model::tls::Certificate>>;
 
+/// The last CA bundle each ConfigMap (`ca.crt`) or Secret (`caFile`) loaded successfully,
+/// by that object (BackendTLSPolicy `caCertificateRefs`).
+pub type CaBundles =
+    HashMap<gatehouse_model::ResourceKey, Arc<Vec<rustls_pki_types::CertificateDer<'static>>>>;
+
 /// What a load keeps from the configuration that serves now.
 #[derive(Clone, Debug, Default)]
 pub struct Previous {
@@ -52,6 +57,8 @@ pub struct Previous {
     /// A Secret whose files fail to load (unreadable, half-rotated, key and certificate not
     /// a pair) keeps serving the certificate it last loaded.
     pub certificates: Certificates,
+    /// Likewise, a CA bundle file that fails to load keeps the bundle it last loaded.
+    pub ca_bundles: CaBundles,
 }
 
 /// A configuration that loaded: what to serve, and the status of every resource.
@@ -70,8 +77,12 @@ pub struct Loaded {
     /// Every certificate this configuration serves, by Secret: the [`Previous`] of the next
     /// load.
     pub certificates: Certificates,
-    /// Secrets whose files failed to load and that serve their previous certificate, with
-    /// why.
+    /// Every CA bundle the BackendTLSPolicies use, by object: the [`Previous`] of the next
+    /// load.
+    pub ca_bundles: CaBundles,
+    /// Secrets whose files failed to load and that serve their previous certificate, and
+    /// ConfigMaps and Secrets whose CA file failed and whose previous CA bundle is still
+    /// used, with why.
     pub stale_certificates: Vec<(gatehouse_model::ResourceKey, String)>,
 }
 
@@ -81,6 +92,7 @@ impl Loaded {
         Previous {
             allocations: self.allocations.clone(),
             certificates: self.certificates.clone(),
+            ca_bundles: self.ca_bundles.clone(),
         }
     }
 }
@@ -112,7 +124,8 @@ pub fn load(
 }
 
 /// Like [`load`], keeping what `previous` says: pool addresses Gateways had (where still
-/// valid) and the last good certificate of each Secret.
+/// valid), the last good certificate of each Secret and the last good CA bundle of each
+/// ConfigMap or Secret.
 pub fn load_with(
     files: &[SourceFile],
     reader: &dyn FileReader,
@@ -136,6 +149,7 @@ pub fn load_document(
         status,
         allocations,
         certificates,
+        ca_bundles,
         stale_certificates,
     } = resolve::resolve(doc, reader, generation, previous);
     let ca_files = doc.config_maps.iter().filter_map(|c| match &c.ca {
@@ -166,6 +180,7 @@ pub fn load_document(
         key_files,
         allocations,
         certificates,
+        ca_bundles,
         stale_certificates,
     }
 }

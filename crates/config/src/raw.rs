@@ -133,6 +133,9 @@ pub struct Gateway {
     pub listeners: Vec<Listener>,
     pub addresses: Vec<Address>,
     pub has_infrastructure_parameters_ref: bool,
+    /// `tls.backend.clientCertificateRef`: the certificate presented to backends that a
+    /// BackendTLSPolicy makes gatehouse speak TLS to.
+    pub backend_client_certificate_ref: Option<ObjectRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

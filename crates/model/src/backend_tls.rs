@@ -5,7 +5,9 @@
 //! `Snapshot::backend_tls`. A backendRef to a targeted Service port carries the policy's
 //! [`BackendTlsId`] in its `BackendTarget`, so the data plane never looks a policy up per
 //! request. The data plane builds one TLS client configuration per entry when it applies the
-//! snapshot. Nothing here is HTTP-specific: an L4 splice can use the same entry.
+//! snapshot. Nothing here is HTTP-specific: an L4 splice can use the same entry. A Gateway
+//! with a client certificate ([`BackendClientCertificate`]) gets its own configurations, so
+//! the data plane keys them by (policy, Gateway).
 
 use crate::ResourceKey;
 use rustls_pki_types::CertificateDer;
@@ -44,6 +46,15 @@ pub struct BackendTls {
     /// SNI).
     pub subject_alt_names: Vec<SubjectAltName>,
     pub trust: TrustAnchors,
+}
+
+/// The certificate a Gateway presents when a BackendTLSPolicy makes it speak TLS to a
+/// backend (`Gateway.spec.tls.backend.clientCertificateRef`). Every connection a listener of
+/// that Gateway makes under any policy presents it.
+#[derive(Clone, Debug)]
+pub struct BackendClientCertificate {
+    pub gateway: ResourceKey,
+    pub certificate: std::sync::Arc<crate::tls::Certificate>,
 }
 
 impl BackendTls {

@@ -76,6 +76,9 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// TLS to backends, one entry per applying BackendTLSPolicy (see [`crate::backend_tls`]).
     pub backend_tls: Vec<crate::backend_tls::BackendTls>,
+    /// The client certificates Gateways present to TLS backends, one per Gateway that has a
+    /// usable one.
+    pub backend_client_certificates: Vec<crate::backend_tls::BackendClientCertificate>,
     pub vips: Vec<Vip>,
     pub pools: Vec<IpPool>,
     /// Gateways that name no address; a pool may give them one.

@@ -37,6 +37,8 @@ pub mod reason {
     pub const PROGRAMMED: &str = "Programmed";
     pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
     pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
+    pub const INVALID_CLIENT_CERTIFICATE_REF: &str = "InvalidClientCertificateRef";
+    pub const LISTENERS_NOT_RESOLVED: &str = "ListenersNotResolved";
     // Listener
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";

@@ -5,16 +5,27 @@
 //!
 //! ```text
 //! rule ─▶ Backends::pick (weight) ─▶ Service pool ─▶ endpoint (next one on connect failure)
-//!      ─▶ TcpStream ─▶ splice(client, backend) ─▶ Spliced (bytes, duration) ─▶ log + metrics
+//!      ─▶ TcpStream ─▶ PROXY header (Service proxyProtocol) ─▶ TLS handshake (BackendTLSPolicy)
+//!      ─▶ splice(client, backend) ─▶ Spliced (bytes, duration) ─▶ log + metrics
 //! ```
+//!
+//! A Service port a BackendTLSPolicy targets is spoken to over TLS, as HAProxy's
+//! `send-proxy ssl` does: the PROXY header goes first, in plaintext, then the handshake
+//! (the policy's verification, no ALPN), then the plaintext is spliced inside the TLS
+//! stream. A failed handshake is counted in `gatehouse_backend_tls_errors_total`, logged,
+//! and the next endpoint is tried; when none is left the client connection is closed.
+//! Shutting down the backend side sends close_notify and then the TCP FIN; a backend that
+//! closes its TCP side without close_notify ends its direction like a plain EOF would (the
+//! client side is plaintext TCP and could not tell the two apart).
 //!
 //! The connection keeps the generation it started on (its pools and rules) until it ends, so
 //! a reload never cuts it.
 
 use crate::Generation;
 use crate::backends::{NoEndpoint, Pool};
-use gatehouse_model::backend::{Backend, BackendTarget, Backends, Pick};
+use gatehouse_model::backend::{Backend, BackendTarget, Backends, Pick, Unresolved};
 use gatehouse_model::conn::ConnInfo;
+use gatehouse_model::decide::ListenerId;
 use gatehouse_model::listener::Listener;
 use gatehouse_model::settings::Limits;
 use std::net::SocketAddr;
@@ -25,6 +36,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// How long connecting to one backend endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +54,8 @@ pub enum L4Error {
     NoBackend,
     #[error("no endpoint of the backend could be reached")]
     NoEndpoint,
+    #[error("no TLS connection to the backend as its BackendTLSPolicy requires")]
+    BackendTls,
 }
 
 impl L4Error {
@@ -52,6 +66,60 @@ impl L4Error {
             L4Error::Unresolved => "unresolved_backend",
             L4Error::NoBackend => "no_backend",
             L4Error::NoEndpoint => "no_endpoint",
+            L4Error::BackendTls => "backend_tls",
+        }
+    }
+}
+
+/// A backend connection: plain TCP, or TLS over TCP for a BackendTLSPolicy.
+#[derive(Debug)]
+pub enum UpstreamStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            UpstreamStream::Tls(s) => match Pin::new(s.as_mut()).poll_read(cx, buf) {
+                // TCP closed without close_notify: an EOF to the plaintext client all the
+                // same (see the module documentation).
+                Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    /// For TLS: close_notify, then the TCP FIN.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -59,7 +127,7 @@ impl L4Error {
 /// A backend connection, with the backendRef and endpoint it went to.
 #[derive(Debug)]
 pub struct Upstream<'a> {
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
     pub backend: &'a Backend,
     pub endpoint: SocketAddr,
 }
@@ -68,56 +136,97 @@ pub struct Upstream<'a> {
 /// next endpoint when one fails. A draw that lands on an unresolved backendRef fails the
 /// connection: the Gateway API rejects that share of connections.
 ///
-/// A Service with `proxyProtocol` gets the PROXY header for `client` before anything else.
+/// A Service with `proxyProtocol` gets the PROXY header for `client` before anything else;
+/// a Service port a BackendTLSPolicy targets then gets the TLS handshake, presenting the
+/// client certificate of the Gateway of `listener` (the one the client came in on), if any.
 pub async fn connect<'a>(
     generation: &Generation,
     backends: &'a Backends,
     limits: &Limits,
     client: &ConnInfo,
+    listener: Option<ListenerId>,
 ) -> Result<Upstream<'a>, L4Error> {
     let Drawn {
         backend,
         service,
         target_port,
+        tls,
         pool,
     } = draw(generation, backends)?;
+    // Built when the snapshot was applied; a policy whose client configuration could not be
+    // built fails closed.
+    let tls = match tls {
+        Some(id) => Some(
+            generation
+                .upstream_tls
+                .stream(id, listener)
+                .ok_or(L4Error::BackendTls)?,
+        ),
+        None => None,
+    };
+    let proxy_protocol = generation
+        .snapshot
+        .services
+        .get(service)
+        .and_then(|s| s.proxy_protocol);
     let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut tls_failed = false;
     let (stream, endpoint) = loop {
         let (target, addr) = match pool.pick(target_port, &tried) {
             Ok(t) => t,
+            Err(NoEndpoint::Empty | NoEndpoint::NoneHealthy) if tls_failed => {
+                return Err(L4Error::BackendTls);
+            }
             Err(NoEndpoint::Empty | NoEndpoint::NoneHealthy) => return Err(L4Error::NoEndpoint),
         };
         tried.push(addr);
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                pool.connect_succeeded(&target);
-                break (s, addr);
-            }
+        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        {
+            Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(endpoint = %addr, "backend connect failed: {e}");
                 pool.connect_failed(&target);
+                continue;
             }
             Err(_) => {
                 tracing::debug!(endpoint = %addr, "backend connect timed out");
                 pool.connect_failed(&target);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        set_keepalive(&stream, limits);
+        if let Some(version) = proxy_protocol {
+            // Before TLS, in plaintext, as HAProxy's `send-proxy` with `ssl` does.
+            let header = crate::proxy_protocol::encode(version, client.peer, client.local);
+            if let Err(e) = stream.write_all(&header).await {
+                tracing::debug!(endpoint = %addr, "sending the PROXY header failed: {e}");
+                return Err(L4Error::NoEndpoint);
+            }
+        }
+        let Some(tls) = tls else {
+            pool.connect_succeeded(&target);
+            break (UpstreamStream::Plain(stream), addr);
+        };
+        match tls.handshake_within(stream, CONNECT_TIMEOUT).await {
+            Ok(s) => {
+                pool.connect_succeeded(&target);
+                break (UpstreamStream::Tls(Box::new(s)), addr);
+            }
+            Err((why, message)) => {
+                tracing::warn!(
+                    endpoint = %addr,
+                    policy = tls.policy(),
+                    reason = why.label(),
+                    "TLS to backend {addr} for BackendTLSPolicy {} failed ({}): {message}",
+                    tls.policy(),
+                    why.label()
+                );
+                pool.connect_failed(&target);
+                tls_failed = true;
             }
         }
     };
-    let _ = stream.set_nodelay(true);
-    set_keepalive(&stream, limits);
-    let mut stream = stream;
-    if let Some(version) = generation
-        .snapshot
-        .services
-        .get(service)
-        .and_then(|s| s.proxy_protocol)
-    {
-        let header = crate::proxy_protocol::encode(version, client.peer, client.local);
-        if let Err(e) = stream.write_all(&header).await {
-            tracing::debug!(endpoint = %endpoint, "sending the PROXY header failed: {e}");
-            return Err(L4Error::NoEndpoint);
-        }
-    }
     Ok(Upstream {
         stream,
         backend,
@@ -132,6 +241,8 @@ pub struct Drawn<'a> {
     /// The Service's index in the snapshot.
     pub service: usize,
     pub target_port: u16,
+    /// The BackendTLSPolicy of the Service port, if one targets it.
+    pub tls: Option<gatehouse_model::backend_tls::BackendTlsId>,
     pub pool: Arc<Pool>,
 }
 
@@ -143,19 +254,24 @@ pub fn draw<'a>(generation: &Generation, backends: &'a Backends) -> Result<Drawn
         Pick::Backend(_, b) => b,
         Pick::AllWeightsZero | Pick::NoBackends => return Err(L4Error::NoBackend),
     };
-    let BackendTarget::Service {
-        service,
-        target_port,
-        ..
-    } = &backend.target
-    else {
-        return Err(L4Error::Unresolved);
+    let (service, target_port, tls) = match &backend.target {
+        BackendTarget::Service {
+            service,
+            target_port,
+            tls,
+            ..
+        } => (*service, *target_port, *tls),
+        BackendTarget::Unresolved(Unresolved::InvalidBackendTls) => {
+            return Err(L4Error::BackendTls);
+        }
+        BackendTarget::Unresolved(_) => return Err(L4Error::Unresolved),
     };
-    let pool = generation.pools.get(*service).ok_or(L4Error::Unresolved)?;
+    let pool = generation.pools.get(service).ok_or(L4Error::Unresolved)?;
     Ok(Drawn {
         backend,
-        service: *service,
-        target_port: *target_port,
+        service,
+        target_port,
+        tls,
         pool: pool.clone(),
     })
 }

@@ -44,7 +44,7 @@ pub(crate) async fn serve_tcp(
         return;
     };
     let limits = generation.snapshot.settings.limits;
-    let mut up = match l4::connect(&generation, &rule.backends, &limits, info).await {
+    let mut up = match l4::connect(&generation, &rule.backends, &limits, info, Some(id)).await {
         Ok(up) => up,
         Err(e) => {
             tracing::debug!(client = %info.peer, listener = %listener.label(), "closed: {e}");
@@ -90,7 +90,7 @@ pub(crate) async fn serve_terminated(
         return;
     };
     let limits = generation.snapshot.settings.limits;
-    let mut up = match l4::connect(generation, &rule.backends, &limits, info).await {
+    let mut up = match l4::connect(generation, &rule.backends, &limits, info, Some(id)).await {
         Ok(up) => up,
         Err(e) => {
             tracing::debug!(client = %info.peer, sni = sni.unwrap_or(""), "TLS terminate closed: {e}");

@@ -211,13 +211,14 @@ async fn status_reports_the_gateway_api_conditions_of_every_kind_of_problem() {
 
     // Gateway gw: both listeners are accepted (the HTTPS one is valid but its certificate
     // reference is not resolved, so it is not programmed); the Gateway is programmed since
-    // `web` serves.
+    // `web` serves, and its ResolvedRefs sums up that a listener's refs are not resolved.
     compare(
         "Gateway gw",
         &gw_of("gw")["conditions"],
         &[
             ("Accepted", "True", "Accepted"),
             ("Programmed", "True", "Programmed"),
+            ("ResolvedRefs", "False", "ListenersNotResolved"),
         ],
     );
     compare(
@@ -247,6 +248,7 @@ async fn status_reports_the_gateway_api_conditions_of_every_kind_of_problem() {
             &[
                 ("Accepted", "False", "ListenersNotValid"),
                 ("Programmed", "False", "Invalid"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
             ],
         );
         compare(

@@ -4,7 +4,7 @@ use super::{object_ref, one_of, string_map};
 use crate::decode::{Cx, Table, Value};
 use crate::raw::{
     Address, AllowedRoutes, Document, FromNamespaces, Gateway, LabelOp, LabelSelector, Listener,
-    ListenerTls, Meta, TlsMode,
+    ListenerTls, Meta, ObjectRef, TlsMode,
 };
 use crate::validate;
 use gatehouse_model::hostname::Hostname;
@@ -77,6 +77,7 @@ pub(super) fn gateway(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
             .is_some();
         inf.finish(cx);
     }
+    let backend_client_certificate_ref = t.get("tls").and_then(|v| gateway_tls(cx, &v));
     t.finish(cx);
     if let Some(class_name) = class_name {
         doc.gateways.push(Gateway {
@@ -85,8 +86,24 @@ pub(super) fn gateway(cx: &mut Cx<'_>, mut t: Table<'_, '_>, meta: Meta, doc: &m
             listeners,
             addresses,
             has_infrastructure_parameters_ref,
+            backend_client_certificate_ref,
         });
     }
+}
+
+/// `tls = { backend = { clientCertificateRef = { name, namespace } } }` (a Secret by default).
+fn gateway_tls(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<ObjectRef> {
+    let mut t = v.table(cx)?;
+    let backend = t.get("backend").and_then(|b| {
+        let mut bt = b.table(cx)?;
+        let r = bt
+            .get("clientCertificateRef")
+            .and_then(|r| object_ref(cx, &r, "Secret", true));
+        bt.finish(cx);
+        r
+    });
+    t.finish(cx);
+    backend
 }
 
 fn listener(cx: &mut Cx<'_>, v: &Value<'_, '_>) -> Option<Listener> {

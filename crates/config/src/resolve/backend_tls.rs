@@ -9,9 +9,18 @@
 //!
 //! A policy without any valid CA certificate still claims its ports, so traffic to them
 //! fails (5xx) instead of silently going out in plaintext, as the Gateway API requires.
+//!
+//! CA bundles are read once per referenced ConfigMap or Secret per load. A bundle whose file
+//! fails (unreadable, malformed: a rotation caught half-way) keeps the last bundle that
+//! loaded from it, exactly as a listener certificate keeps its last good certificate: the
+//! policy stays accepted, `ResolvedRefs=False/InvalidCACertificateRef` says why and that the
+//! previous CA certificates are still used, and the object is listed as stale. A reference
+//! that is wrong in the configuration itself (missing object, no `ca.crt`, an inline bundle
+//! that does not parse) is a decision, not a rotation, and gets no previous bundle.
 
 use super::{FileReader, Problem, merge};
 use crate::raw::{BackendTlsPolicy, CaSource, Document, ObjectRef};
+use gatehouse_model::ResourceKey;
 use gatehouse_model::backend_tls::{BackendTls, BackendTlsId, TrustAnchors};
 use gatehouse_model::resource::{CORE_GROUP, GATEWAY_GROUP};
 use gatehouse_model::status::{
@@ -20,6 +29,7 @@ use gatehouse_model::status::{
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What a backendRef to a Service port gets from the policies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +49,15 @@ struct Outcome {
     claimed: Vec<(usize, u16)>,
 }
 
+/// What became of one CA bundle (a ConfigMap's `ca.crt` or a Secret's `caFile`) in this load.
+#[derive(Clone, Debug)]
+enum CaLoad {
+    Fresh(Arc<Vec<CertificateDer<'static>>>),
+    /// Its file failed (why), but it loaded before: the previous bundle is used.
+    Stale(Arc<Vec<CertificateDer<'static>>>, String),
+    Failed(Problem),
+}
+
 /// Every policy of a document, resolved.
 #[derive(Debug, Default)]
 pub(crate) struct Policies {
@@ -46,10 +65,17 @@ pub(crate) struct Policies {
     outcomes: Vec<Outcome>,
     /// `Snapshot::backend_tls`.
     pub compiled: Vec<BackendTls>,
+    /// The CA bundles read in this load, by ConfigMap or Secret.
+    bundles: HashMap<ResourceKey, CaLoad>,
 }
 
 impl Policies {
-    pub fn resolve(doc: &Document, reader: &dyn FileReader) -> Policies {
+    /// Resolves every policy; `previous` holds the last good CA bundle of each object.
+    pub fn resolve(
+        doc: &Document,
+        reader: &dyn FileReader,
+        previous: &crate::CaBundles,
+    ) -> Policies {
         let mut policies = Policies::default();
         let mut order: Vec<usize> = (0..doc.backend_tls_policies.len()).collect();
         // Oldest first (declaration order stands in for creation time), then by name.
@@ -59,16 +85,43 @@ impl Policies {
         });
         let mut outcomes: Vec<Option<Outcome>> = (0..order.len()).map(|_| None).collect();
         for i in order {
-            let outcome = policies.resolve_one(doc, reader, i);
+            let outcome = policies.resolve_one(doc, reader, previous, i);
             outcomes[i] = Some(outcome);
         }
         policies.outcomes = outcomes.into_iter().flatten().collect();
         policies
     }
 
-    fn resolve_one(&mut self, doc: &Document, reader: &dyn FileReader, pi: usize) -> Outcome {
+    /// The CA bundles this load uses (the [`crate::Previous`] of the next load), and the
+    /// objects using a previous bundle, with why.
+    pub fn ca_bundles(&self) -> (crate::CaBundles, Vec<(ResourceKey, String)>) {
+        let mut good = crate::CaBundles::new();
+        let mut stale = Vec::new();
+        for (key, load) in &self.bundles {
+            match load {
+                CaLoad::Fresh(b) => {
+                    good.insert(key.clone(), b.clone());
+                }
+                CaLoad::Stale(b, why) => {
+                    good.insert(key.clone(), b.clone());
+                    stale.push((key.clone(), why.clone()));
+                }
+                CaLoad::Failed(_) => {}
+            }
+        }
+        stale.sort();
+        (good, stale)
+    }
+
+    fn resolve_one(
+        &mut self,
+        doc: &Document,
+        reader: &dyn FileReader,
+        previous: &crate::CaBundles,
+        pi: usize,
+    ) -> Outcome {
         let p = &doc.backend_tls_policies[pi];
-        let (trust, ref_problems) = trust_anchors(doc, reader, p);
+        let (trust, ref_problems) = self.trust_anchors(doc, reader, previous, p);
         let resolved_refs = match merge(&ref_problems) {
             Some(problem) => Err(problem),
             None => Ok(()),
@@ -236,57 +289,82 @@ fn target_ports(doc: &Document, p: &BackendTlsPolicy) -> (Vec<(usize, u16)>, Vec
     (ports, missing)
 }
 
-/// The policy's trust anchors, or `None` when it names CA certificates and none is valid;
-/// plus one problem per invalid reference.
-fn trust_anchors(
-    doc: &Document,
-    reader: &dyn FileReader,
-    p: &BackendTlsPolicy,
-) -> (Option<TrustAnchors>, Vec<Problem>) {
-    if p.validation.ca_certificate_refs.is_empty() {
-        // The schema leaves "System" as the only other choice.
-        return (Some(TrustAnchors::System), Vec::new());
-    }
-    let mut certs = Vec::new();
-    let mut problems = Vec::new();
-    for r in &p.validation.ca_certificate_refs {
-        match ca_bundle(doc, reader, &p.meta.namespace, r) {
-            Ok(mut c) => certs.append(&mut c),
-            Err(problem) => problems.push(problem),
+impl Policies {
+    /// The policy's trust anchors, or `None` when it names CA certificates and none is
+    /// valid; plus one problem per invalid (or stale) reference.
+    fn trust_anchors(
+        &mut self,
+        doc: &Document,
+        reader: &dyn FileReader,
+        previous: &crate::CaBundles,
+        p: &BackendTlsPolicy,
+    ) -> (Option<TrustAnchors>, Vec<Problem>) {
+        if p.validation.ca_certificate_refs.is_empty() {
+            // The schema leaves "System" as the only other choice.
+            return (Some(TrustAnchors::System), Vec::new());
         }
+        let mut certs = Vec::new();
+        let mut problems = Vec::new();
+        for r in &p.validation.ca_certificate_refs {
+            let ns = p.meta.namespace.as_str();
+            let load = match ca_object(doc, ns, r) {
+                Err(problem) => CaLoad::Failed(problem),
+                Ok((key, source)) => self
+                    .bundles
+                    .entry(key.clone())
+                    .or_insert_with(|| load_bundle(reader, previous, &key, source))
+                    .clone(),
+            };
+            let display = format!("caCertificateRef {} \"{ns}/{}\"", r.kind, r.name);
+            match load {
+                CaLoad::Fresh(b) => certs.extend(b.iter().cloned()),
+                CaLoad::Stale(b, why) => {
+                    certs.extend(b.iter().cloned());
+                    problems.push(Problem::new(
+                        reason::INVALID_CA_CERTIFICATE_REF,
+                        format!("{display}: {why}; the previous CA certificates are still used"),
+                    ));
+                }
+                CaLoad::Failed(problem) if problem.reason == reason::INVALID_KIND => {
+                    problems.push(problem);
+                }
+                CaLoad::Failed(problem) => problems.push(Problem::new(
+                    problem.reason,
+                    format!("{display}: {}", problem.message),
+                )),
+            }
+        }
+        let trust = (!certs.is_empty()).then_some(TrustAnchors::Bundle(certs));
+        (trust, problems)
     }
-    let trust = (!certs.is_empty()).then_some(TrustAnchors::Bundle(certs));
-    (trust, problems)
 }
 
-/// Reads and checks the CA certificates one reference names.
-fn ca_bundle(
-    doc: &Document,
-    reader: &dyn FileReader,
+/// Where one reference's CA bundle comes from.
+enum CaSourceRef<'d> {
+    Inline(&'d str),
+    File(&'d std::path::Path),
+}
+
+/// The object a CA reference names and where its bundle is, or why it names none.
+fn ca_object<'d>(
+    doc: &'d Document,
     ns: &str,
     r: &ObjectRef,
-) -> Result<Vec<CertificateDer<'static>>, Problem> {
-    let invalid = |why: String| {
-        Problem::new(
-            reason::INVALID_CA_CERTIFICATE_REF,
-            format!("caCertificateRef {} \"{ns}/{}\": {why}", r.kind, r.name),
-        )
-    };
-    let pem: Vec<u8> = match (r.group.as_str(), r.kind.as_str()) {
+) -> Result<(ResourceKey, CaSourceRef<'d>), Problem> {
+    let invalid = |why: &str| Problem::new(reason::INVALID_CA_CERTIFICATE_REF, why.to_string());
+    match (r.group.as_str(), r.kind.as_str()) {
         ("", "ConfigMap") => {
             let Some(cm) = doc
                 .config_maps
                 .iter()
                 .find(|c| c.meta.namespace == ns && c.meta.name == r.name)
             else {
-                return Err(invalid("ConfigMap not found".into()));
+                return Err(invalid("ConfigMap not found"));
             };
             match &cm.ca {
-                None => return Err(invalid("the ConfigMap has no ca.crt".into())),
-                Some(CaSource::Inline(text)) => text.clone().into_bytes(),
-                Some(CaSource::File(path)) => reader
-                    .read(path)
-                    .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?,
+                None => Err(invalid("the ConfigMap has no ca.crt")),
+                Some(CaSource::Inline(text)) => Ok((cm.meta.key(), CaSourceRef::Inline(text))),
+                Some(CaSource::File(path)) => Ok((cm.meta.key(), CaSourceRef::File(path))),
             }
         }
         ("", "Secret") => {
@@ -295,14 +373,12 @@ fn ca_bundle(
                 .iter()
                 .find(|s| s.meta.namespace == ns && s.meta.name == r.name)
             else {
-                return Err(invalid("Secret not found".into()));
+                return Err(invalid("Secret not found"));
             };
-            let Some(path) = &secret.ca_file else {
-                return Err(invalid("the Secret has no caFile".into()));
-            };
-            reader
-                .read(path)
-                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?
+            match &secret.ca_file {
+                None => Err(invalid("the Secret has no caFile")),
+                Some(path) => Ok((secret.meta.key(), CaSourceRef::File(path))),
+            }
         }
         (group, kind) => {
             let gk = if group.is_empty() {
@@ -310,16 +386,46 @@ fn ca_bundle(
             } else {
                 format!("{group}/{kind}")
             };
-            return Err(Problem::new(
+            Err(Problem::new(
                 reason::INVALID_KIND,
                 format!(
                     "caCertificateRef {gk} \"{}\": kind not supported; use a ConfigMap or a Secret",
                     r.name
                 ),
-            ));
+            ))
         }
+    }
+}
+
+/// Reads and parses one object's bundle; a file that fails falls back to the object's
+/// previous bundle, an inline bundle never does.
+fn load_bundle(
+    reader: &dyn FileReader,
+    previous: &crate::CaBundles,
+    key: &ResourceKey,
+    source: CaSourceRef<'_>,
+) -> CaLoad {
+    let invalid =
+        |why: String| CaLoad::Failed(Problem::new(reason::INVALID_CA_CERTIFICATE_REF, why));
+    let from_file = |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, String> {
+        let pem = reader
+            .read(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        parse_ca_bundle(&pem)
     };
-    parse_ca_bundle(&pem).map_err(invalid)
+    match source {
+        CaSourceRef::Inline(text) => match parse_ca_bundle(text.as_bytes()) {
+            Ok(b) => CaLoad::Fresh(Arc::new(b)),
+            Err(why) => invalid(why),
+        },
+        CaSourceRef::File(path) => match from_file(path) {
+            Ok(b) => CaLoad::Fresh(Arc::new(b)),
+            Err(why) => match previous.get(key) {
+                Some(last) => CaLoad::Stale(last.clone(), why),
+                None => invalid(why),
+            },
+        },
+    }
 }
 
 /// Every certificate of a PEM bundle, each usable as a trust anchor.

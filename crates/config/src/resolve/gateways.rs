@@ -237,7 +237,7 @@ impl<'r> CertificateCache<'r> {
         }
     }
 
-    fn load(&mut self, secret: &Secret) -> CertificateLoad {
+    pub(crate) fn load(&mut self, secret: &Secret) -> CertificateLoad {
         let (reader, previous) = (self.reader, self.previous);
         self.loaded
             .entry(secret.meta.key())

@@ -10,12 +10,14 @@
 //!    tables in precedence order.
 
 pub(crate) mod backend_tls;
+mod client_cert;
 pub(crate) mod gateways;
 pub(crate) mod grants;
 pub(crate) mod routes;
 
 use crate::raw::{self, Document, RawFilters};
 use gatehouse_model::backend::{Backend, BackendTarget, Backends, Service, Unresolved};
+use gatehouse_model::backend_tls::BackendClientCertificate;
 use gatehouse_model::filter::{Filters, Mirror};
 use gatehouse_model::hostname::intersect;
 use gatehouse_model::http::{HttpEntry, HttpRouteTable, HttpRule, RouteOrder, RuleRef, Timeouts};
@@ -122,6 +124,7 @@ pub(crate) struct Resolved {
     pub status: Status,
     pub allocations: crate::pools::Allocations,
     pub certificates: crate::Certificates,
+    pub ca_bundles: crate::CaBundles,
     pub stale_certificates: Vec<(gatehouse_model::ResourceKey, String)>,
 }
 
@@ -151,11 +154,18 @@ pub(crate) fn resolve(
             listeners.push(gateways::resolve_listener(doc, &mut certs, gi, li));
         }
     }
-    let (certificates, stale_certificates) = certs.finish();
+    let client_certs: Vec<client_cert::ClientCertificate> = doc
+        .gateways
+        .iter()
+        .map(|g| client_cert::resolve(doc, g, &mut certs))
+        .collect();
+    let (certificates, mut stale_certificates) = certs.finish();
     gateways::mark_conflicts(doc, &resolved_gateways, &mut listeners);
 
     // 3. BackendTLSPolicies, then routes.
-    let policies = backend_tls::Policies::resolve(doc, reader);
+    let policies = backend_tls::Policies::resolve(doc, reader, &previous.ca_bundles);
+    let (ca_bundles, stale_ca_bundles) = policies.ca_bundles();
+    stale_certificates.extend(stale_ca_bundles);
     let (http_attachments, http_compiled) = attach_routes(
         doc,
         &resolved_gateways,
@@ -186,27 +196,40 @@ pub(crate) fn resolve(
         &mut listeners,
         &mut status,
         &doc.udp_routes,
-        |r| compile_single_rule_route(doc, &policies, r),
+        // UDP has no TLS to originate (no DTLS): a UDPRoute's backends ignore the policies
+        // and its Gateways are not their ancestors.
+        |r| compile_single_rule_route(doc, &backend_tls::Policies::default(), r),
     );
-    let used: Vec<(usize, usize, u16)> = http_attachments
+    // TLS passthrough carries the client's TLS end to end: gatehouse originates no TLS of
+    // its own there, so a passthrough listener's TLSRoutes resolve without the policies.
+    let tls_passthrough: Vec<Vec<Arc<TlsRule>>> = doc
+        .tls_routes
         .iter()
-        .flat_map(|(ri, a)| {
-            let gateway = listeners[a.listener].gateway;
-            http_compiled[*ri]
-                .service_ports
-                .iter()
-                .map(move |&(s, p)| (gateway, s, p))
-        })
+        .map(|r| compile_tls_route(doc, &backend_tls::Policies::default(), r).rules)
         .collect();
+    let mut used = used_ports(&listeners, &http_compiled, &http_attachments);
+    used.extend(used_ports(&listeners, &tls_compiled, &tls_attachments));
+    used.extend(used_ports(&listeners, &tcp_compiled, &tcp_attachments));
     status.backend_tls_policies = policies.status(doc, &used);
 
     // 4. Status and snapshot.
-    status.gateways = gateway_status(doc, &resolved_gateways, &listeners);
+    status.gateways = gateway_status(doc, &resolved_gateways, &listeners, &client_certs);
     let mut snapshot = Snapshot {
         generation,
         settings: doc.settings.clone(),
         services: doc.services.iter().map(service).collect(),
         backend_tls: policies.compiled,
+        backend_client_certificates: doc
+            .gateways
+            .iter()
+            .zip(&client_certs)
+            .filter_map(|(g, c)| {
+                Some(BackendClientCertificate {
+                    gateway: g.meta.key(),
+                    certificate: c.certificate.clone()?,
+                })
+            })
+            .collect(),
         pools: doc
             .pools
             .iter()
@@ -277,7 +300,12 @@ pub(crate) fn resolve(
                 attached.sort_by_key(|(ri, _)| doc.tls_routes[*ri].meta.order);
                 for (ri, a) in attached {
                     let names = a.hostnames.as_deref().unwrap_or(&[]);
-                    for rule in &tls_compiled[*ri].rules {
+                    let rules = if l.terminates {
+                        &tls_compiled[*ri].rules
+                    } else {
+                        &tls_passthrough[*ri]
+                    };
+                    for rule in rules {
                         routes.insert(names, rule.clone());
                     }
                 }
@@ -333,6 +361,7 @@ pub(crate) fn resolve(
         status,
         allocations,
         certificates,
+        ca_bundles,
         stale_certificates,
     }
 }
@@ -391,6 +420,29 @@ impl RouteSpec for raw::TlsRoute {
 }
 
 type Attached = Vec<(usize, Attachment)>;
+
+/// (Gateway, Service, port) for each Service port an attached route originates connections
+/// to: a BackendTLSPolicy's ancestors. A passthrough listener originates none.
+fn used_ports<C>(
+    listeners: &[ResolvedListener],
+    compiled: &[CompiledRoute<C>],
+    attachments: &Attached,
+) -> Vec<(usize, usize, u16)> {
+    attachments
+        .iter()
+        .filter(|(_, a)| {
+            let l = &listeners[a.listener];
+            l.protocol != Some(Protocol::TLS) || l.terminates
+        })
+        .flat_map(|(ri, a)| {
+            let gateway = listeners[a.listener].gateway;
+            compiled[*ri]
+                .service_ports
+                .iter()
+                .map(move |&(s, p)| (gateway, s, p))
+        })
+        .collect()
+}
 
 /// Compiles and attaches every route of one kind, recording each one's status; returns the
 /// attachments (route index, listener) and the compiled routes.
@@ -657,7 +709,7 @@ fn compile_single_rule_route(
     compiled
 }
 
-/// TLSRoute and TCPRoute rules: backends only (BackendTLSPolicy applies to HTTPRoutes only).
+/// TLSRoute and TCPRoute rules: backends only (with the BackendTLSPolicy of a claimed port).
 fn compile_l4_rules(
     doc: &Document,
     policies: &backend_tls::Policies,
@@ -773,6 +825,7 @@ fn gateway_status(
     doc: &Document,
     gateways: &[ResolvedGateway],
     listeners: &[ResolvedListener],
+    client_certs: &[client_cert::ClientCertificate],
 ) -> Vec<GatewayStatus> {
     doc.gateways
         .iter()
@@ -880,7 +933,14 @@ fn gateway_status(
                 key: gw.meta.key(),
                 gateway_class_name: gw.class_name.clone(),
                 addresses: gateways::status_addresses(gw, rg.pool_address),
-                conditions: vec![accepted, programmed_cond],
+                conditions: vec![
+                    accepted,
+                    programmed_cond,
+                    client_cert::resolved_refs(
+                        &client_certs[gi],
+                        mine.iter().all(|l| l.resolved_refs.is_ok()),
+                    ),
+                ],
                 listeners: listener_status,
                 vips: Vec::new(),
             }

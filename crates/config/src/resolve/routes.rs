@@ -228,9 +228,10 @@ pub(crate) fn exclusive_attachments(
     Ok(free)
 }
 
-/// Resolves a backendRef of a route of `kind` in `namespace`. An HTTPRoute's backendRef to
-/// a Service port a BackendTLSPolicy claims gets its TLS (or, when the policy has no valid
-/// CA certificate, answers 500: the route's own references are still resolved).
+/// Resolves a backendRef of a route of `kind` in `namespace`. A backendRef to a Service port
+/// a BackendTLSPolicy claims gets its TLS (or, when the policy has no valid CA certificate,
+/// fails: 500 for HTTP, a closed connection at layer 4; the route's own references are
+/// still resolved).
 pub(crate) fn resolve_backend(
     doc: &Document,
     policies: &Policies,
@@ -321,15 +322,18 @@ pub(crate) fn resolve_backend(
     } else {
         AppProtocol::Http1
     };
-    let tls = match (kind, policies.claim(si, port.port)) {
-        (Kind::HTTPRoute, Some(Claim::Tls(id))) => Some(id),
-        (Kind::HTTPRoute, Some(Claim::Invalid)) => {
+    // Every route kind that reaches this originates the connection itself (HTTPRoute,
+    // TCPRoute, TLSRoute on a terminating listener); TLS passthrough resolves its backends
+    // without policies (see `resolve`).
+    let tls = match policies.claim(si, port.port) {
+        Some(Claim::Tls(id)) => Some(id),
+        Some(Claim::Invalid) => {
             return (
                 BackendTarget::Unresolved(Unresolved::InvalidBackendTls),
                 None,
             );
         }
-        _ => None,
+        None => None,
     };
     (
         BackendTarget::Service {

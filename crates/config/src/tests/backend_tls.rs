@@ -6,7 +6,7 @@ use gatehouse_model::backend::{BackendTarget, Unresolved};
 use gatehouse_model::backend_tls::{SubjectAltName, TrustAnchors};
 use gatehouse_model::status::{PolicyStatus, condition as c, reason as r};
 
-fn ca_pem() -> &'static str {
+pub(super) fn ca_pem() -> &'static str {
     static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CA.get_or_init(|| {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -16,11 +16,11 @@ fn ca_pem() -> &'static str {
     })
 }
 
-const CA_FILE: &str = "/etc/gatehouse/ca/backend-ca.pem";
+pub(super) const CA_FILE: &str = "/etc/gatehouse/ca/backend-ca.pem";
 
 /// A Gateway `gw` with an HTTP listener, a route `app` to Service `secure` (port 443, named
 /// `https`; port 80, named `http`), and `policies` appended.
-fn with_policies(policies: &str) -> String {
+pub(super) fn with_policies(policies: &str) -> String {
     format!(
         r#"
 [[Gateway]]
@@ -55,7 +55,7 @@ caFile = "ca/backend-ca.pem"
     )
 }
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [[BackendTLSPolicy]]
 name = "secure-tls"
 targetRefs = [{ group = "", kind = "Service", name = "secure", sectionName = "https" }]
@@ -74,7 +74,7 @@ fn errors(toml: &str) -> String {
     }
 }
 
-fn policy<'a>(l: &'a Loaded, name: &str) -> &'a PolicyStatus {
+pub(super) fn policy<'a>(l: &'a Loaded, name: &str) -> &'a PolicyStatus {
     l.status
         .backend_tls_policy(&ResourceKey::new(Kind::BackendTLSPolicy, "default", name))
         .unwrap_or_else(|| panic!("no status for BackendTLSPolicy {name}"))
@@ -519,4 +519,146 @@ fn passthrough_tls_routes_never_get_backend_tls() {
         rule.backends.entries()[0].target,
         BackendTarget::Service { tls: None, .. }
     ));
+}
+
+/// Loads [`with_policies`] of `policies` with the CA file holding `ca` (absent: `None`), as a
+/// reload after `before`.
+fn reload_policies(policies: &str, ca: Option<&str>, before: &Loaded) -> Loaded {
+    let files: Vec<(&str, &str)> = ca.map(|t| (CA_FILE, t)).into_iter().collect();
+    load_after(&with_policies(policies), &files, &before.previous())
+}
+
+/// The policy keeps trusting the one CA of the first load, and is still TLS.
+#[track_caller]
+fn still_trusts_the_previous_bundle(l: &Loaded) {
+    assert!(matches!(
+        &l.snapshot.backend_tls[0].trust,
+        TrustAnchors::Bundle(c) if c.len() == 1
+    ));
+    assert!(matches!(
+        target(l, "/tls"),
+        BackendTarget::Service { tls: Some(0), .. }
+    ));
+}
+
+#[test]
+fn a_ca_file_that_fails_on_reload_keeps_the_last_good_bundle_and_says_so() {
+    let before = load_policies(GOOD);
+    let backend_ca = ResourceKey::new(Kind::ConfigMap, "default", "backend-ca");
+    // Unreadable for a moment, then half-written: both keep the bundle that loaded.
+    for (ca, why) in [
+        (None, "cannot read"),
+        (Some("-----BEGIN CERT"), "malformed"),
+    ] {
+        let l = reload_policies(GOOD, ca, &before);
+        let p = policy(&l, "secure-tls");
+        assert_cond(&p.conditions, c::ACCEPTED, true, r::ACCEPTED);
+        assert_cond(
+            &p.conditions,
+            c::RESOLVED_REFS,
+            false,
+            r::INVALID_CA_CERTIFICATE_REF,
+        );
+        let message = &find(&p.conditions, c::RESOLVED_REFS).unwrap().message;
+        assert!(
+            message.contains("the previous CA certificates are still used")
+                && message.contains(why),
+            "{message}"
+        );
+        assert_cond(
+            &p.ancestors[0].conditions,
+            c::RESOLVED_REFS,
+            false,
+            r::INVALID_CA_CERTIFICATE_REF,
+        );
+        still_trusts_the_previous_bundle(&l);
+        assert_eq!(
+            l.stale_certificates
+                .iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>(),
+            [&backend_ca]
+        );
+        // A second failed reload still has it: the fallback is carried on.
+        still_trusts_the_previous_bundle(&reload_policies(GOOD, None, &l));
+    }
+    // The file loads again: fresh, nothing stale.
+    let missing = reload_policies(GOOD, None, &before);
+    let back = reload_policies(GOOD, Some(ca_pem()), &missing);
+    assert_cond(
+        &policy(&back, "secure-tls").conditions,
+        c::RESOLVED_REFS,
+        true,
+        r::RESOLVED_REFS,
+    );
+    assert!(back.stale_certificates.is_empty());
+}
+
+#[test]
+fn a_secret_ca_file_that_fails_on_reload_keeps_the_last_good_bundle_too() {
+    let secret = format!(
+        "[[Secret]]\nname = \"ca-secret\"\ntype = \"Opaque\"\ncaFile = \"ca/backend-ca.pem\"\n{}",
+        GOOD.replace(
+            "kind = \"ConfigMap\", name = \"backend-ca\"",
+            "kind = \"Secret\", name = \"ca-secret\""
+        )
+    );
+    let before = load_policies(&secret);
+    let l = reload_policies(&secret, None, &before);
+    assert_cond(
+        &policy(&l, "secure-tls").conditions,
+        c::ACCEPTED,
+        true,
+        r::ACCEPTED,
+    );
+    still_trusts_the_previous_bundle(&l);
+    assert_eq!(
+        l.stale_certificates,
+        [(
+            ResourceKey::new(Kind::Secret, "default", "ca-secret"),
+            format!("cannot read {CA_FILE}: No such file or directory")
+        )]
+    );
+}
+
+#[test]
+fn a_ca_bundle_that_never_loaded_or_was_changed_in_the_configuration_gets_no_previous_one() {
+    // Never loaded since the start: no trust, connections fail.
+    let never = reload_policies(GOOD, None, &load_policies(""));
+    assert_cond(
+        &policy(&never, "secure-tls").conditions,
+        c::ACCEPTED,
+        false,
+        r::NO_VALID_CA_CERTIFICATE,
+    );
+    assert!(never.stale_certificates.is_empty());
+    // The reference now names another ConfigMap: a decision, not a rotation.
+    let before = load_policies(GOOD);
+    let elsewhere = GOOD.replace("name = \"backend-ca\" }]", "name = \"other-ca\" }]");
+    let l = reload_policies(&elsewhere, Some(ca_pem()), &before);
+    assert_cond(
+        &policy(&l, "secure-tls").conditions,
+        c::ACCEPTED,
+        false,
+        r::NO_VALID_CA_CERTIFICATE,
+    );
+    assert_eq!(
+        target(&l, "/tls"),
+        BackendTarget::Unresolved(Unresolved::InvalidBackendTls)
+    );
+    // An inline bundle is configuration, not a file: a bad one has no fallback either.
+    let inline = |pem: &str| {
+        format!(
+            "[[ConfigMap]]\nname = \"inline-ca\"\ndata = {{ \"ca.crt\" = '''\n{pem}''' }}\n{}",
+            GOOD.replace("name = \"backend-ca\"", "name = \"inline-ca\"")
+        )
+    };
+    let before = load_policies(&inline(ca_pem()));
+    let l = reload_policies(&inline("-----BEGIN CERT"), Some(ca_pem()), &before);
+    assert_cond(
+        &policy(&l, "secure-tls").conditions,
+        c::ACCEPTED,
+        false,
+        r::NO_VALID_CA_CERTIFICATE,
+    );
 }

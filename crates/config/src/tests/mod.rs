@@ -2,7 +2,9 @@
 //! API rule or conformance case it checks.
 
 mod backend_tls;
+mod backend_tls_l4;
 mod certificates;
+mod client_certificate;
 mod decide;
 mod explain;
 mod fuzz;

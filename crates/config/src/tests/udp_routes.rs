@@ -287,3 +287,34 @@ rules = [{ backendRefs = [{ name = "s", port = 1 }], timeouts = { idle = "5s" } 
     let err = parse_error("[limits]\nudpMaxFlows = 0\n");
     assert!(err.contains("gatehouse.toml:2:15"), "{err}");
 }
+
+#[test]
+fn a_udp_route_to_a_port_a_backend_tls_policy_targets_gets_no_tls() {
+    let l = load_ok(&format!(
+        r#"{DNS_BACKENDS}{DNS_GATEWAY}{}
+[[BackendTLSPolicy]]
+name = "dns-tls"
+namespace = "infra"
+targetRefs = [{{ group = "", kind = "Service", name = "dns-a" }}]
+validation = {{ wellKnownCACertificates = "System", hostname = "dns.example.com" }}
+"#,
+        udp_route(
+            "dns",
+            r#"{ name = "g", sectionName = "dns-udp" }"#,
+            r#"{ backendRefs = [{ name = "dns-a", port = 53 }] }"#
+        ),
+    ));
+    let (rule, _) = udp_rule(&l, "dns-udp").unwrap();
+    match &rule.backends.entries()[0].target {
+        BackendTarget::Service { tls, .. } => assert_eq!(*tls, None),
+        other => panic!("{other:?}"),
+    }
+    // Nothing originates TLS for it, so the policy has no ancestor Gateway.
+    let policy = l
+        .status
+        .backend_tls_policies
+        .iter()
+        .find(|p| p.key.name == "dns-tls")
+        .unwrap();
+    assert!(policy.ancestors.is_empty(), "{:?}", policy.ancestors);
+}

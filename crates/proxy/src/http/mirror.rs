@@ -33,7 +33,9 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(m: &Mirror, generation: &Generation) -> Option<Job> {
+    /// A copy of the request for `m`; `listener` is the one the request came in on (its
+    /// Gateway's client certificate is presented to a TLS backend).
+    pub fn new(m: &Mirror, generation: &Generation, listener: Option<usize>) -> Option<Job> {
         let BackendTarget::Service {
             service,
             target_port,
@@ -47,7 +49,12 @@ impl Job {
         // A TLS port whose client configuration is unusable is not mirrored (never in
         // plaintext).
         let tls = match tls {
-            Some(id) => Some(generation.upstream_tls.get(*id, *protocol)?.clone()),
+            Some(id) => Some(
+                generation
+                    .upstream_tls
+                    .get(*id, *protocol, listener)?
+                    .clone(),
+            ),
             None => None,
         };
         Some(Job {

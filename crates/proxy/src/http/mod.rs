@@ -385,7 +385,7 @@ impl ProxyHttp for GatewayProxy {
         ctx.mirrors = forward
             .mirrors
             .iter()
-            .filter_map(|m| mirror::Job::new(m, &generation))
+            .filter_map(|m| mirror::Job::new(m, &generation, ctx.listener))
             .collect();
         ctx.chosen = Some(Chosen {
             backend: forward.backend,
@@ -473,7 +473,7 @@ impl ProxyHttp for GatewayProxy {
             let Some(tls) = ctx
                 .generation
                 .as_ref()
-                .and_then(|g| g.upstream_tls.get(id, chosen.protocol))
+                .and_then(|g| g.upstream_tls.get(id, chosen.protocol, ctx.listener))
             else {
                 return Err(http_error(502, "backend TLS configuration unusable"));
             };

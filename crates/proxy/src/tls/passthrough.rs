@@ -34,7 +34,8 @@ impl Splice<'_> {
         let rule = sni
             .and_then(|s| self.routes.lookup(s))
             .ok_or(L4Error::NoRoute)?;
-        let mut up = l4::connect(self.generation, &rule.backends, self.limits, info).await?;
+        // Passthrough originates no TLS (its rules carry no policy): no listener identity.
+        let mut up = l4::connect(self.generation, &rule.backends, self.limits, info, None).await?;
         if up.stream.write_all(kept).await.is_err() {
             return Err(L4Error::NoEndpoint);
         }

@@ -1,25 +1,34 @@
-//! TLS to backends (BackendTLSPolicy): one client configuration per policy and protocol,
-//! built when a snapshot is applied, never per request.
+//! TLS to backends (BackendTLSPolicy): one client configuration per policy, client
+//! certificate (the connecting listener's Gateway's `tls.backend.clientCertificateRef`, or
+//! none) and protocol, built when a snapshot is applied, never per request.
 //!
 //! ```text
 //! apply(Snapshot) ─▶ UpstreamTls::build: per Snapshot::backend_tls entry, trust anchors
 //!   (CA bundle, or the system store read once per apply) ─▶ verifier ─▶ ClientConfig for
-//!   HTTP/1.1 (ALPN http/1.1) and for HTTP/2 (ALPN h2) ─▶ Arc<TlsConnect> each
+//!   HTTP/1.1 (ALPN http/1.1), for HTTP/2 (ALPN h2) and for a layer-4 stream (no ALPN)
+//!   ─▶ Arc<TlsConnect> each
 //! upstream_peer: a backendRef with a policy id puts its TlsConnect on the HttpPeer as
 //!   Pingora's custom L4 connector ─▶ TCP connect + rustls handshake (SNI = hostname) ─▶
 //!   the TLS stream handed to Pingora as a virtual socket, pooled under the policy's digest
+//! l4::connect (TCPRoute, TLSRoute Terminate): TCP connect ─▶ PROXY header (plaintext) ─▶
+//!   TlsConnect::handshake_within with the stream configuration ─▶ splice over TLS
 //! ```
+//!
+//! A layer-4 stream offers no ALPN: the bytes spliced are whatever the client sends, so
+//! gatehouse cannot name their protocol (offering one would be a guess the backend might act
+//! on); a backend that needs a protocol picks its own default.
 //!
 //! Verification fails closed: a chain that does not lead to the policy's CA, an expired
 //! certificate, or a name that matches neither `hostname` nor (when given) one of
 //! `subjectAltNames` fails the handshake; the request gets 502, the failure is counted in
 //! `gatehouse_backend_tls_errors_total{policy,reason}` and logged with the reason. Nothing
-//! here depends on HTTP: a TCP splice can use [`TlsConnect::handshake`] as it is.
+//! here depends on HTTP: the layer-4 splice uses [`TlsConnect::handshake_within`].
 
 use async_trait::async_trait;
 use gatehouse_model::Snapshot;
 use gatehouse_model::backend::AppProtocol;
 use gatehouse_model::backend_tls::{BackendTls, BackendTlsId, SubjectAltName, TrustAnchors};
+use gatehouse_model::tls::Certificate;
 use pingora_core::connectors::L4Connect;
 use pingora_core::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora_core::protocols::l4::stream::Stream;
@@ -129,7 +138,7 @@ impl TlsConnect {
             .connect(self.server_name.clone(), stream)
             .await;
         let fail = |why: Failure, message: String| {
-            self.errors[Failure::ALL.iter().position(|f| *f == why).unwrap_or(4)].inc();
+            self.count(why);
             Err((why, message))
         };
         match result {
@@ -144,6 +153,37 @@ impl TlsConnect {
             }
             Err(e) => fail(Failure::of(&e), e.to_string()),
         }
+    }
+
+    /// [`TlsConnect::handshake`] bounded by `limit`; running out of time is a failed
+    /// handshake, counted like one.
+    pub async fn handshake_within<S>(
+        &self,
+        stream: S,
+        limit: std::time::Duration,
+    ) -> std::result::Result<TlsStream<S>, (Failure, String)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match tokio::time::timeout(limit, self.handshake(stream)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.count(Failure::Handshake);
+                Err((
+                    Failure::Handshake,
+                    format!("no handshake within {}s", limit.as_secs()),
+                ))
+            }
+        }
+    }
+
+    fn count(&self, why: Failure) {
+        self.errors[Failure::ALL.iter().position(|f| *f == why).unwrap_or(4)].inc();
+    }
+
+    /// `namespace/name` of the policy, for logs.
+    pub fn policy(&self) -> &str {
+        &self.policy
     }
 }
 
@@ -258,44 +298,109 @@ impl UpstreamPeerTls {
 struct Entry {
     http1: UpstreamPeerTls,
     h2: UpstreamPeerTls,
+    /// A layer-4 stream: no ALPN.
+    stream: Arc<TlsConnect>,
 }
 
-/// The TLS client side of every BackendTLSPolicy of a snapshot, by `BackendTlsId`.
+/// The TLS client side of every BackendTLSPolicy of a snapshot, by `BackendTlsId` and by
+/// the client certificate the connecting listener's Gateway presents (its *identity*).
 #[derive(Debug, Default)]
 pub struct UpstreamTls {
-    entries: Vec<Option<Entry>>,
+    /// `[policy][identity]`: identity 0 presents no certificate, identity `k` the one of
+    /// `Snapshot::backend_client_certificates[k - 1]`.
+    entries: Vec<Vec<Option<Entry>>>,
+    /// The identity of each listener of the snapshot, by listener index.
+    identity_of: Vec<usize>,
 }
 
 impl UpstreamTls {
-    /// Builds one configuration per policy and protocol. A policy whose configuration
-    /// cannot be built (no usable trust anchor) gets none: its requests fail with 502.
+    /// Builds one configuration per policy, identity and protocol. A policy whose
+    /// configuration cannot be built (no usable trust anchor) gets none, and neither does an
+    /// identity whose certificate rustls refuses: their connections fail closed (502).
     pub fn build(snapshot: &Snapshot, errors: &IntCounterVec) -> UpstreamTls {
         let system = snapshot
             .backend_tls
             .iter()
             .any(|t| t.trust == TrustAnchors::System)
             .then(system_roots);
+        let identities: Vec<Option<&Certificate>> = std::iter::once(None)
+            .chain(
+                snapshot
+                    .backend_client_certificates
+                    .iter()
+                    .map(|c| Some(&*c.certificate)),
+            )
+            .collect();
         let entries = snapshot
             .backend_tls
             .iter()
-            .map(|t| match entry(t, system.as_ref(), errors) {
-                Ok(e) => Some(e),
-                Err(why) => {
-                    tracing::warn!(policy = %t.policy.namespaced_name(), "backend TLS unusable: {why}");
-                    None
-                }
+            .map(|t| {
+                let verifier = match verifier(t, system.as_ref()) {
+                    Ok(v) => v,
+                    Err(why) => {
+                        tracing::warn!(policy = %t.policy.namespaced_name(), "backend TLS unusable: {why}");
+                        return identities.iter().map(|_| None).collect();
+                    }
+                };
+                identities
+                    .iter()
+                    .map(|identity| match entry(t, &verifier, *identity, errors) {
+                        Ok(e) => Some(e),
+                        Err(why) => {
+                            tracing::warn!(
+                                policy = %t.policy.namespaced_name(),
+                                secret = identity.map(|c| c.secret.namespaced_name()).unwrap_or_default(),
+                                "backend TLS unusable with this client certificate: {why}"
+                            );
+                            None
+                        }
+                    })
+                    .collect()
             })
             .collect();
-        UpstreamTls { entries }
+        let identity_of = snapshot
+            .listeners
+            .iter()
+            .map(|l| {
+                snapshot
+                    .backend_client_certificates
+                    .iter()
+                    .position(|c| c.gateway == l.gateway)
+                    .map_or(0, |i| i + 1)
+            })
+            .collect();
+        UpstreamTls {
+            entries,
+            identity_of,
+        }
     }
 
-    /// The TLS of a policy for a Service port speaking `protocol`.
-    pub fn get(&self, id: BackendTlsId, protocol: AppProtocol) -> Option<&UpstreamPeerTls> {
-        let e = self.entries.get(id)?.as_ref()?;
+    fn entry(&self, id: BackendTlsId, listener: Option<usize>) -> Option<&Entry> {
+        let identity = listener
+            .and_then(|l| self.identity_of.get(l).copied())
+            .unwrap_or(0);
+        self.entries.get(id)?.get(identity)?.as_ref()
+    }
+
+    /// The TLS of a policy for a Service port speaking `protocol`, for a connection that
+    /// came in on `listener` (whose Gateway may present a client certificate).
+    pub fn get(
+        &self,
+        id: BackendTlsId,
+        protocol: AppProtocol,
+        listener: Option<usize>,
+    ) -> Option<&UpstreamPeerTls> {
+        let e = self.entry(id, listener)?;
         Some(match protocol {
             AppProtocol::H2c => &e.h2,
             AppProtocol::Http1 | AppProtocol::WebSocket => &e.http1,
         })
+    }
+
+    /// The TLS of a policy for a layer-4 stream (TCPRoute, TLSRoute Terminate) that came in
+    /// on `listener`.
+    pub fn stream(&self, id: BackendTlsId, listener: Option<usize>) -> Option<&Arc<TlsConnect>> {
+        Some(&self.entry(id, listener)?.stream)
     }
 }
 
@@ -314,11 +419,11 @@ fn system_roots() -> Arc<RootCertStore> {
     Arc::new(store)
 }
 
-fn entry(
+/// The policy's verifier.
+fn verifier(
     t: &BackendTls,
     system: Option<&Arc<RootCertStore>>,
-    errors: &IntCounterVec,
-) -> std::result::Result<Entry, String> {
+) -> std::result::Result<Arc<PolicyVerifier>, String> {
     let roots = match &t.trust {
         TrustAnchors::System => system.cloned().ok_or("no system trust store")?,
         TrustAnchors::Bundle(certs) => {
@@ -332,27 +437,57 @@ fn entry(
     if roots.is_empty() {
         return Err("no CA certificate to verify the backend with".into());
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let verifier = Arc::new(PolicyVerifier {
+    let provider = rustls::crypto::ring::default_provider();
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(roots.clone(), Arc::new(provider.clone()))
+            .build()
+            .map_err(|e| e.to_string())?;
+    Ok(Arc::new(PolicyVerifier {
         inner,
         roots,
         algorithms: provider.signature_verification_algorithms,
         subject_alt_names: t.subject_alt_names.clone(),
-    });
+    }))
+}
+
+/// The configurations of one policy for one identity (`None`: no client certificate).
+fn entry(
+    t: &BackendTls,
+    verifier: &Arc<PolicyVerifier>,
+    identity: Option<&Certificate>,
+    errors: &IntCounterVec,
+) -> std::result::Result<Entry, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server_name = ServerName::try_from(t.hostname.clone()).map_err(|e| e.to_string())?;
     let policy = t.policy.namespaced_name();
-    let group_key = t.digest();
+    // Pooled connections are kept apart per policy content and per client certificate: a
+    // connection made presenting one Gateway's certificate never serves another Gateway.
+    let group_key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        t.digest().hash(&mut h);
+        if let Some(c) = identity {
+            c.chain.iter().for_each(|d| d.as_ref().hash(&mut h));
+        }
+        h.finish()
+    };
     let make = |alpn: &[u8], want_h2: bool| -> std::result::Result<UpstreamPeerTls, String> {
-        let mut config = ClientConfig::builder_with_provider(provider.clone())
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
+            .with_custom_certificate_verifier(verifier.clone());
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(c) => builder
+                .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
+                .map_err(|e| e.to_string())?,
+        };
+        config.alpn_protocols = if alpn.is_empty() {
+            Vec::new()
+        } else {
+            vec![alpn.to_vec()]
+        };
         Ok(UpstreamPeerTls {
             connect: Arc::new(TlsConnect {
                 config: Arc::new(config),
@@ -362,7 +497,8 @@ fn entry(
                 errors: Failure::ALL
                     .map(|f| errors.with_label_values(&[policy.as_str(), f.label()])),
             }),
-            // HTTP/1.1 and h2 connections never share a pool entry.
+            // HTTP/1.1 and h2 connections never share a pool entry. Never 0: a peer
+            // without TLS has group key 0.
             group_key: group_key.wrapping_add(u64::from(want_h2)).max(1),
             sni: t.hostname.clone(),
         })
@@ -370,6 +506,7 @@ fn entry(
     Ok(Entry {
         http1: make(b"http/1.1", false)?,
         h2: make(b"h2", true)?,
+        stream: make(b"", false)?.connect,
     })
 }
 

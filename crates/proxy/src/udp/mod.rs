@@ -151,6 +151,7 @@ impl Relay<'_> {
             generation.snapshot.settings.limits.udp_max_flows,
         )
         .ok_or(Drop::FlowTableFull)?;
+        // BackendTLS never reaches here: UDPRoutes resolve without the policies.
         let drawn = l4::draw(&generation, &rule.backends).map_err(|e| match e {
             L4Error::NoEndpoint => Drop::NoEndpoint,
             _ => Drop::NoBackend,
