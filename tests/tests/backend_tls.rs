@@ -378,3 +378,80 @@ validation = {{ {TRUST_TEST_CA}, hostname = "backend.example" }}
         assert_eq!(r.status.as_u16(), 502, "{}", gw.log());
     }
 }
+
+/// Active HTTP health checks of a port a BackendTLSPolicy claims speak TLS and verify it:
+/// of two `s_server -www` endpoints, the one whose certificate the policy's CA did not sign
+/// leaves the rotation, and every request then reaches the good one.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_of_a_policy_port_speak_tls_and_drop_the_endpoint_that_fails_it() {
+    if !have_openssl() {
+        return;
+    }
+    let ca = Ca::new("gatehouse test CA");
+    let stranger = Ca::new("some other CA");
+    let dir = ConfigDir::new();
+    let good = TlsBackend::start(&dir, "good", ca.leaf(&["backend.example"], &[], false));
+    let bad = TlsBackend::start(&dir, "bad", stranger.leaf(&["backend.example"], &[], false));
+    dir.write("ca/test-ca.pem", &ca.pem);
+    let ip = unique_ip();
+    dir.write(
+        "gatehouse.toml",
+        &format!(
+            r#"
+[[Gateway]]
+name = "gw"
+gatewayClassName = "gatehouse"
+addresses = [{{ value = "{ip}" }}]
+listeners = [{{ name = "http", protocol = "HTTP", port = 80 }}]
+
+[[ConfigMap]]
+name = "test-ca"
+caFile = "ca/test-ca.pem"
+
+[[Service]]
+name = "checked"
+ports = [{{ name = "https", port = 443 }}]
+endpoints = ["{good}", "{bad}"]
+healthCheck = {{ type = "HTTP", path = "/", interval = "1s", timeout = "1s", unhealthyThreshold = 1, healthyThreshold = 1 }}
+
+[[HTTPRoute]]
+name = "checked"
+parentRefs = [{{ name = "gw" }}]
+rules = [{{ backendRefs = [{{ name = "checked", port = 443 }}] }}]
+
+[[BackendTLSPolicy]]
+name = "checked"
+targetRefs = [{{ group = "", kind = "Service", name = "checked", sectionName = "https" }}]
+validation = {{ {TRUST_TEST_CA}, hostname = "backend.example" }}
+"#,
+            good = good.addr,
+            bad = bad.addr,
+        ),
+    );
+    let addr = SocketAddr::from((ip, 80));
+    let gw = tokio::task::spawn_blocking(move || Gateway::start(dir, &[addr]))
+        .await
+        .unwrap();
+    let dropped = format!("endpoint={} healthy=false", bad.addr);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gw.log().contains(&dropped) {
+        assert!(
+            Instant::now() < deadline,
+            "the bad endpoint never left the rotation:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !gw.log()
+            .contains(&format!("endpoint={} healthy=false", good.addr)),
+        "{}",
+        gw.log()
+    );
+    // Every request now reaches the good endpoint over verified TLS.
+    for _ in 0..6 {
+        let r = Client::http1(addr).get("app.example", "/").await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert!(String::from_utf8_lossy(&r.body).contains("s_server"));
+    }
+}

@@ -92,6 +92,9 @@ pub struct Service {
     /// (TLS passthrough, TCPRoute, TLSRoute Terminate), so the backend learns the client's
     /// address.
     pub proxy_protocol: Option<ProxyVersion>,
+    /// The BackendTLSPolicy claiming the Service's first port, the one `healthCheck` probes:
+    /// the checks then speak TLS as that policy says (and fail while it has no usable CA).
+    pub health_check_tls: Option<crate::ResourceKey>,
 }
 
 /// The PROXY protocol version a Service's endpoints read (HAProxy's `send-proxy` and

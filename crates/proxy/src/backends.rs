@@ -3,19 +3,17 @@
 //! Every Service of a snapshot gets a [`Pool`]. A pool holds its endpoints' resolved
 //! addresses (IPs as configured; DNS names resolved when the pool is built and again every
 //! [`DNS_REFRESH`]), their health (active checks when the Service configures `healthCheck`,
-//! passive ejection after consecutive connect errors when it configures
-//! `outlierDetection`), and a round-robin cursor. Pools of an unchanged Service carry over
+//! in [`crate::health`]; passive ejection after consecutive connect errors when it
+//! configures `outlierDetection`), and a round-robin cursor. Pools of an unchanged Service carry over
 //! from one snapshot to the next, so resolution, health and the cursor survive reloads.
 
 use gatehouse_model::Snapshot;
-use gatehouse_model::backend::{Endpoint, HealthCheck, HealthCheckKind, OutlierDetection, Service};
+use gatehouse_model::backend::{Endpoint, OutlierDetection, Service};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How often DNS endpoints are resolved again.
 pub const DNS_REFRESH: Duration = Duration::from_secs(30);
@@ -28,10 +26,10 @@ pub struct Target {
     pub ip: std::net::IpAddr,
     /// The endpoint's own port, else the Service port's targetPort applies.
     pub port: Option<u16>,
-    healthy: AtomicBool,
+    pub(crate) healthy: AtomicBool,
     consecutive_errors: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
-    health_streak: AtomicU32,
+    pub(crate) health_streak: AtomicU32,
 }
 
 impl Target {
@@ -97,6 +95,11 @@ impl Pool {
 
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// The endpoints as last resolved.
+    pub(crate) fn targets(&self) -> Arc<Vec<Arc<Target>>> {
+        self.targets.load_full()
     }
 
     fn has_dns(&self) -> bool {
@@ -211,66 +214,6 @@ impl Pool {
         }
         self.targets.store(Arc::new(next));
     }
-
-    /// One round of active health checks against every endpoint.
-    async fn check_health(&self, hc: &HealthCheck) {
-        let target_port = self.service.ports.first().map_or(80, |p| p.target_port);
-        let targets = self.targets.load_full();
-        for t in targets.iter() {
-            let addr = t.addr(target_port);
-            let ok = probe(hc, addr).await;
-            let streak = t.health_streak.load(Ordering::Relaxed);
-            let healthy = t.healthy.load(Ordering::Relaxed);
-            if ok == healthy {
-                t.health_streak.store(0, Ordering::Relaxed);
-                continue;
-            }
-            let streak = streak + 1;
-            let threshold = if healthy {
-                hc.unhealthy_threshold
-            } else {
-                hc.healthy_threshold
-            };
-            if streak >= threshold {
-                t.healthy.store(ok, Ordering::Relaxed);
-                t.health_streak.store(0, Ordering::Relaxed);
-                tracing::info!(service = %self.service.key, endpoint = %addr, healthy = ok, "endpoint health changed");
-            } else {
-                t.health_streak.store(streak, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// A TCP connect, or an HTTP/1.1 GET answered with 2xx or 3xx, within the timeout.
-async fn probe(hc: &HealthCheck, addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        if hc.kind == HealthCheckKind::Tcp {
-            return Some(true);
-        }
-        let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n",
-            hc.path
-        );
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = [0u8; 16];
-        let mut n = 0;
-        while n < 12 {
-            let k = s.read(&mut buf[n..]).await.ok()?;
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        let line = std::str::from_utf8(&buf[..n]).ok()?;
-        let code: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
-        Some((200..400).contains(&code))
-    };
-    matches!(
-        tokio::time::timeout(hc.timeout, attempt).await,
-        Ok(Some(true))
-    )
 }
 
 /// The pools of one snapshot, indexed like `Snapshot::services`.
@@ -287,6 +230,7 @@ impl Pools {
         snapshot: &Snapshot,
         previous: Option<&Pools>,
         stop: &tokio::sync::watch::Receiver<bool>,
+        tls: &crate::health::TlsForChecks,
     ) -> Pools {
         let mut reused: HashMap<&gatehouse_model::ResourceKey, &Arc<Pool>> = HashMap::new();
         if let Some(prev) = previous {
@@ -307,7 +251,7 @@ impl Pools {
                 resolving.spawn(async move { p.resolve().await });
             }
             if let Some(hc) = s.health_check.clone() {
-                spawn_health_checks(&p, hc, stop.clone());
+                crate::health::spawn(&p, hc, stop.clone(), tls.clone());
             }
             pools.push(p);
         }
@@ -342,24 +286,4 @@ impl Pools {
             }
         });
     }
-}
-
-/// Checks a pool's endpoints every interval while the pool exists.
-fn spawn_health_checks(
-    pool: &Arc<Pool>,
-    hc: HealthCheck,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let weak = Arc::downgrade(pool);
-    tokio::spawn(async move {
-        loop {
-            let Some(pool) = weak.upgrade() else { return };
-            pool.check_health(&hc).await;
-            drop(pool);
-            tokio::select! {
-                _ = tokio::time::sleep(hc.interval) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    });
 }

@@ -15,6 +15,7 @@
 //! runtime that calls [`DataPlane::apply`].
 
 pub mod backends;
+pub mod health;
 mod http;
 mod io;
 pub mod l4;
@@ -140,6 +141,32 @@ impl DataPlane {
         self.shared.current()
     }
 
+    /// How a health check finds its Service's BackendTLSPolicy client in the generation
+    /// being served: by the policy's name, since ids change from one snapshot to the next.
+    fn tls_for_checks(&self) -> health::TlsForChecks {
+        let shared = self.shared.clone();
+        Arc::new(move |service: &gatehouse_model::backend::Service| {
+            use health::CheckTls;
+            let g = shared.current();
+            let served = g.snapshot.service(&service.key);
+            let (Some(policy), Some(served)) = (&service.health_check_tls, served) else {
+                return CheckTls::NotYet;
+            };
+            if served.health_check_tls.as_ref() != Some(policy) {
+                return CheckTls::NotYet;
+            }
+            let id = g
+                .snapshot
+                .backend_tls
+                .iter()
+                .position(|t| &t.policy == policy);
+            match id.and_then(|id| g.upstream_tls.stream(id, None)) {
+                Some(c) => CheckTls::Ready(c.clone()),
+                None => CheckTls::Unusable,
+            }
+        })
+    }
+
     /// A handle that reads the generation being served, for the admin listener.
     pub fn generations(&self) -> impl Fn() -> Arc<Generation> + Send + Sync + 'static {
         let shared = self.shared.clone();
@@ -157,7 +184,13 @@ impl DataPlane {
     pub async fn apply(&self, snapshot: Arc<Snapshot>) -> Vec<BindError> {
         let previous = self.shared.current();
         let pools = Arc::new(
-            Pools::build(&snapshot, Some(&previous.pools), &self.shutdown.subscribe()).await,
+            Pools::build(
+                &snapshot,
+                Some(&previous.pools),
+                &self.shutdown.subscribe(),
+                &self.tls_for_checks(),
+            )
+            .await,
         );
         Pools::spawn_dns_refresh(&pools, self.shutdown.subscribe());
         let wanted = listeners::wanted(&snapshot);

@@ -194,6 +194,12 @@ impl Policies {
         self.by_port.get(&(service, port)).map(|(c, _)| *c)
     }
 
+    /// The key of the policy claiming a Service port (valid or not), if any.
+    pub fn claimant(&self, doc: &Document, service: usize, port: u16) -> Option<ResourceKey> {
+        let (_, pi) = self.by_port.get(&(service, port))?;
+        doc.backend_tls_policies.get(*pi).map(|p| p.meta.key())
+    }
+
     /// The status of every policy; `used` lists (Gateway index, Service index, port) for
     /// each Service port an attached route sends traffic to.
     pub fn status(&self, doc: &Document, used: &[(usize, usize, u16)]) -> Vec<PolicyStatus> {

@@ -217,7 +217,15 @@ pub(crate) fn resolve(
     let mut snapshot = Snapshot {
         generation,
         settings: doc.settings.clone(),
-        services: doc.services.iter().map(service).collect(),
+        services: doc
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let first_port = s.ports.first().map(|p| p.port);
+                service(s, first_port.and_then(|p| policies.claimant(doc, i, p)))
+            })
+            .collect(),
         backend_tls: policies.compiled,
         backend_client_certificates: doc
             .gateways
@@ -547,8 +555,9 @@ fn attach_route<C>(
     parents
 }
 
-fn service(s: &raw::Service) -> Service {
+fn service(s: &raw::Service, health_check_tls: Option<gatehouse_model::ResourceKey>) -> Service {
     Service {
+        health_check_tls,
         key: s.meta.key(),
         ports: s.ports.clone(),
         endpoints: s.endpoints.clone(),
