@@ -3,7 +3,7 @@
 //! client's EOF): weighted choice per connection, half-close passed on, a reload that changes
 //! the route while a connection is open, status and metrics, and TLS terminated with the
 //! certificate the SNI selects and spliced as plaintext to a TCP backend (a close_notify
-//! half-closes it).
+//! half-closes it), with rustls and with `openssl s_client` as clients.
 
 #[allow(unused_macros)]
 mod tls_support;
@@ -326,6 +326,13 @@ rules = [{{ backendRefs = [{{ name = "b", port = 3000 }}] }}]
         s.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "bye\n", "{sni}: {}", gw.log());
     }
+    // The same with openssl s_client as the client.
+    let through_openssl = tokio::task::spawn_blocking(move || s_client(addr, "b.example.com"))
+        .await
+        .unwrap();
+    if let Some(out) = through_openssl {
+        assert!(out.starts_with("tcp-b\nping\n"), "s_client got {out:?}");
+    }
     // A name no listener takes: closed without a TLS alert.
     if let Err(e) = expect_rejected(&tls, addr, "c.example.com").await {
         panic!("c.example.com: {e}\n{}", gw.log());
@@ -337,4 +344,49 @@ rules = [{{ backendRefs = [{{ name = "b", port = 3000 }}] }}]
         .unwrap();
     assert_eq!(n, 1.0);
     drop(gw);
+}
+
+/// What `openssl s_client -servername sni` reads back after sending `ping`: the backend's
+/// greeting and the echo (`None`, with the reason printed, without openssl outside CI).
+fn s_client(addr: SocketAddr, sni: &str) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            sni,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but openssl: {e}"
+            );
+            eprintln!("s_client part skipped: {e}");
+            return None;
+        }
+    };
+    child.stdin.take()?.write_all(b"ping\n").ok()?;
+    let mut out = child.stdout.take()?;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 64];
+    // -quiet keeps the session open after stdin ends: read the greeting and the echo.
+    while !String::from_utf8_lossy(&got).contains("ping\n") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Some(String::from_utf8_lossy(&got).into_owned())
 }
