@@ -32,11 +32,26 @@ pub(super) fn service(cx: &mut Cx, obj: &mut Obj, _: &Meta, r: &mut Resource) ->
         return true;
     };
     if let Some(Value::Sequence(ports)) = spec.take("ports") {
-        let list = ports
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, p)| service_port(cx, p, &format!("spec.ports[{i}]")))
-            .collect();
+        let mut list: Vec<Node> = Vec::new();
+        for (i, p) in ports.into_iter().enumerate() {
+            let path = format!("spec.ports[{i}]");
+            let Some(port) = service_port(cx, p, &path) else {
+                continue;
+            };
+            // DNS Services list 53 twice, for TCP and UDP: one entry serves both here.
+            if list
+                .iter()
+                .any(|q| field(q, "port") == field(&port, "port"))
+            {
+                cx.warn(
+                    &path,
+                    "the same port again (for another protocol): gatehouse Service ports carry \
+                     no protocol, so the first entry serves both; left out",
+                );
+                continue;
+            }
+            list.push(port);
+        }
         r.push("ports", Node::Array(list));
     }
     let selector = spec.take("selector");
@@ -147,6 +162,14 @@ fn service_port(cx: &mut Cx, value: Value, path: &str) -> Option<Node> {
     }
     p.finish(cx);
     Some(Node::Table(out))
+}
+
+/// The value of `key` in a table node.
+fn field<'a>(table: &'a Node, key: &str) -> Option<&'a Node> {
+    match table {
+        Node::Table(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
 }
 
 /// A scalar as text, for messages and comparisons.

@@ -116,7 +116,9 @@ pub fn convert(inputs: &[Input<'_>]) -> Result<Converted, Vec<ConvertError>> {
         let mut cx = Cx::new(display_name(input.name));
         let mut resources = Vec::new();
         for (i, doc) in serde_yaml_ng::Deserializer::from_str(input.text).enumerate() {
-            let value = match Value::deserialize(doc) {
+            // `<<: *anchor` merge keys, as kubectl applies them.
+            let value = match Value::deserialize(doc).and_then(|mut v| v.apply_merge().map(|()| v))
+            {
                 Ok(v) => v,
                 Err(e) => {
                     errors.push(yaml_error(input.name, &e));

@@ -139,9 +139,27 @@ fn an_unsupported_field_is_reported_with_its_path_and_commented_in_the_toml() {
 #[test]
 fn an_extension_ref_filter_is_kept_and_reported() {
     let toml = toml_of(&corpus("unsupported.yaml"));
-    assert!(toml.contains(
-        "{ type = \"ExtensionRef\", extensionRef = { group = \"example.com\", kind = \"RateLimit\", name = \"slow\" } }"
-    ), "{toml}");
+    assert!(
+        toml.contains(
+            "[[HTTPRoute.rules.filters]]\ntype = \"ExtensionRef\"\nextensionRef = { group = \"example.com\", kind = \"RateLimit\", name = \"slow\" }\n"
+        ),
+        "{toml}"
+    );
+}
+
+#[test]
+fn values_too_long_for_a_line_get_a_table_header_of_their_own() {
+    let toml = toml_of(&corpus("lab/basic-http.yaml"));
+    assert!(
+        toml.contains(
+            "[[HTTPRoute.rules]]\nbackendRefs = [{ name = \"productpage\", port = 9080 }]\n\n[[HTTPRoute.rules.matches]]\npath = { type = \"PathPrefix\", value = \"/\" }\nheaders = [{ type = \"Exact\", name = \"magic\", value = \"foo\" }]\n"
+        ),
+        "{toml}"
+    );
+    assert!(
+        toml.lines().all(|l| l.starts_with('#') || l.len() <= 100),
+        "{toml}"
+    );
 }
 
 #[test]
@@ -190,6 +208,31 @@ fn a_service_selector_becomes_empty_endpoints_with_a_comment() {
     );
     assert!(
         toml.contains("# selector app=details,version=v1: gatehouse runs no pods."),
+        "{toml}"
+    );
+}
+
+#[test]
+fn a_port_listed_again_for_another_protocol_is_left_out_and_reported() {
+    let c = one(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec:\n  ports:\n  - {name: dns, port: 53, protocol: UDP}\n  - {name: dns-tcp, port: 53, protocol: TCP}\n",
+    );
+    assert!(
+        c.outputs[0]
+            .toml
+            .contains("ports = [{ name = \"dns\", port = 53 }]")
+    );
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(c.warnings[0].path, "spec.ports[1]");
+}
+
+#[test]
+fn yaml_merge_keys_are_applied() {
+    let toml = toml_of(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - &p {port: 80, appProtocol: http}\n  - <<: *p\n    port: 81\n",
+    );
+    assert!(
+        toml.contains("{ port = 81, appProtocol = \"http\" }"),
         "{toml}"
     );
 }

@@ -289,10 +289,11 @@ fn scalar(cx: &mut Cx, value: Value, path: &str) -> Option<Node> {
 
 // ---- writing ----------------------------------------------------------------------------
 
-/// Arrays of tables longer than this are written one entry per line.
-const WIDTH: usize = 96;
+/// Lines stay within this width where TOML allows: a value too long for one line becomes an
+/// array written one entry per line, or a `[table]` / `[[array]]` block of its own.
+const WIDTH: usize = 100;
 
-/// Writes one resource as a `[[Kind]]` table.
+/// Writes one resource as a `[[Kind]]` table; `listeners` and `rules` as `[[Kind.key]]`.
 pub(crate) fn write_resource(out: &mut String, r: &Resource) {
     for c in &r.comments {
         comment(out, c);
@@ -301,47 +302,90 @@ pub(crate) fn write_resource(out: &mut String, r: &Resource) {
         return;
     }
     let _ = writeln!(out, "[[{}]]", r.kind);
+    let mut blocks = Vec::new();
     for f in r.fields.iter().filter(|f| !f.section) {
         for c in &f.comments {
             comment(out, c);
         }
-        key_value(out, &f.key, &f.value);
+        entry(out, r.kind, &f.key, &f.value, &mut blocks);
     }
     for f in r.fields.iter().filter(|f| f.section) {
         for c in &f.comments {
             comment(out, c);
         }
-        let Node::Array(items) = &f.value else {
-            key_value(out, &f.key, &f.value);
-            continue;
+        blocks.push(Block {
+            path: format!("{}.{}", r.kind, key(&f.key)),
+            value: &f.value,
+            array: true,
+        });
+    }
+    write_blocks(out, blocks);
+}
+
+/// A value written under a header of its own, after the keys of its parent.
+struct Block<'a> {
+    path: String,
+    value: &'a Node,
+    /// `[[path]]` per entry, else `[path]`.
+    array: bool,
+}
+
+fn write_blocks(out: &mut String, blocks: Vec<Block<'_>>) {
+    for b in blocks {
+        let entries: Vec<&Node> = match (b.array, b.value) {
+            (true, Node::Array(items)) => items.iter().collect(),
+            _ => vec![b.value],
         };
-        for item in items {
+        for e in entries {
             out.push('\n');
-            let _ = writeln!(out, "[[{}.{}]]", r.kind, key(&f.key));
-            match item {
-                Node::Table(entries) => {
-                    for (k, v) in entries {
-                        key_value(out, k, v);
-                    }
-                }
-                // A section entry is always a table; nothing else reaches here.
-                other => key_value(out, "value", other),
+            if b.array {
+                let _ = writeln!(out, "[[{}]]", b.path);
+            } else {
+                let _ = writeln!(out, "[{}]", b.path);
             }
+            let mut inner = Vec::new();
+            if let Node::Table(kv) = e {
+                for (k, v) in kv {
+                    entry(out, &b.path, k, v, &mut inner);
+                }
+            }
+            write_blocks(out, inner);
         }
     }
 }
 
-fn comment(out: &mut String, text: &str) {
-    for line in text.lines() {
-        let _ = writeln!(out, "# {line}");
+/// Writes `k = v` on one line if it fits; else as a wrapped array, or defers it to a block.
+fn entry<'a>(out: &mut String, parent: &str, k: &str, v: &'a Node, blocks: &mut Vec<Block<'a>>) {
+    let one_line = format!("{} = {}", key(k), inline(v));
+    if one_line.len() <= WIDTH {
+        out.push_str(&one_line);
+        out.push('\n');
+        return;
     }
-}
-
-fn key_value(out: &mut String, k: &str, v: &Node) {
-    let one_line = inline(v);
-    let long = k.len() + 3 + one_line.len() > WIDTH;
+    let path = format!("{parent}.{}", key(k));
     match v {
-        Node::Array(items) if long && items.len() > 1 => {
+        Node::Table(_) => blocks.push(Block {
+            path,
+            value: v,
+            array: false,
+        }),
+        Node::Array(items) if items.iter().all(|i| matches!(i, Node::Table(_))) => {
+            let fits = items.len() > 1 && items.iter().all(|i| inline(i).len() + 3 <= WIDTH);
+            if fits {
+                let _ = writeln!(out, "{} = [", key(k));
+                for item in items {
+                    let _ = writeln!(out, "  {},", inline(item));
+                }
+                out.push_str("]\n");
+            } else {
+                blocks.push(Block {
+                    path,
+                    value: v,
+                    array: true,
+                });
+            }
+        }
+        Node::Array(items) if items.len() > 1 => {
             let _ = writeln!(out, "{} = [", key(k));
             for item in items {
                 let _ = writeln!(out, "  {},", inline(item));
@@ -349,8 +393,15 @@ fn key_value(out: &mut String, k: &str, v: &Node) {
             out.push_str("]\n");
         }
         _ => {
-            let _ = writeln!(out, "{} = {one_line}", key(k));
+            out.push_str(&one_line);
+            out.push('\n');
         }
+    }
+}
+
+fn comment(out: &mut String, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "# {line}");
     }
 }
 
