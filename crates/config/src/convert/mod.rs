@@ -385,6 +385,11 @@ const SERVER_METADATA: [&str; 10] = [
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 fn metadata(cx: &mut Cx, kind: &str, value: Value, namespaced: bool) -> Option<Meta> {
+    if !(value.is_mapping() || value.is_null()) {
+        cx.resource = format!("{kind} in {}", cx.resource);
+        cx.error("metadata must be an object with a name".into());
+        return None;
+    }
     let mut m = Obj::new(cx, value, "metadata")?;
     let name = m.take_str(cx, "name");
     let namespace = m.take_str(cx, "namespace");

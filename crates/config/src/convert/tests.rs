@@ -398,6 +398,20 @@ fn a_document_that_is_not_an_object_is_an_error() {
 }
 
 #[test]
+fn a_resource_without_a_name_is_an_error() {
+    let e = errors("apiVersion: v1\nkind: Namespace\nmetadata: {labels: {a: b}}\n");
+    assert_eq!(
+        e,
+        ["in.yaml: Namespace in document 1: metadata.name is required"]
+    );
+    let e = errors("apiVersion: v1\nkind: Namespace\nmetadata: shop\n");
+    assert_eq!(
+        e,
+        ["in.yaml: Namespace in document 1: metadata must be an object with a name"]
+    );
+}
+
+#[test]
 fn empty_documents_are_skipped() {
     let c = one("---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n");
     assert!(c.warnings.is_empty());
