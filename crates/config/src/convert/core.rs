@@ -210,6 +210,17 @@ pub(super) fn secret(cx: &mut Cx, obj: &mut Obj, meta: &Meta, r: &mut Resource) 
         );
         return false;
     }
+    if !SECRET_KEYS.iter().any(|(k, ..)| data.contains_key(*k)) {
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        cx.warn(
+            "data",
+            &format!(
+                "no tls.crt, tls.key or ca.crt (keys: {}): nothing gatehouse reads; left out",
+                keys.join(", ")
+            ),
+        );
+        return false;
+    }
     r.push("type", Node::Str(secret_type));
     for (key, toml_key, ext) in SECRET_KEYS {
         let Some(contents) = data.get(key) else {

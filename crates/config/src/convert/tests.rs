@@ -323,6 +323,24 @@ fn a_secret_of_another_type_is_reported_and_left_out() {
 }
 
 #[test]
+fn an_opaque_secret_keeps_only_its_ca_and_one_without_is_left_out() {
+    let c = one(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ca}\nstringData: {ca.crt: PEM}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: x}\n",
+    );
+    assert_eq!(
+        body(&c.outputs[0].toml),
+        "[[Secret]]\nname = \"ca\"\ntype = \"Opaque\"\ncaFile = \"certs/default-ca.ca.crt\""
+    );
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "in.yaml: Secret default/db: data: no tls.crt, tls.key or ca.crt (keys: password): nothing gatehouse reads; left out"
+        ]
+    );
+}
+
+#[test]
 fn a_config_map_keeps_its_data() {
     let toml = toml_of(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n    PEM\n",
