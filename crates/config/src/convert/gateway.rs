@@ -69,6 +69,10 @@ const GATEWAY_SPEC: &[(&str, Shape)] = &[
             ("parametersRef", LOCAL_REF),
         ]),
     ),
+    (
+        "tls",
+        Object(&[("backend", Object(&[("clientCertificateRef", OBJECT_REF)]))]),
+    ),
 ];
 
 const GATEWAY_CLASS_SPEC: &[(&str, Shape)] = &[

@@ -476,6 +476,13 @@ fn every_kind_converts_without_reports_and_loads() {
         assert!(c.outputs[0].toml.contains(&format!("[[{k}]]")), "no {k}");
     }
     assert_eq!(loaded.snapshot.pools.len(), 1);
+    assert!(
+        c.outputs[0].toml.contains(
+            "tls = { backend = { clientCertificateRef = { name = \"shop-cert\", namespace = \"shop\" } } }"
+        ),
+        "{}",
+        c.outputs[0].toml
+    );
 }
 
 // ---- the lab ----------------------------------------------------------------------------
