@@ -16,6 +16,7 @@
 //! The crate reads no files itself: the caller passes the configuration files' text, and a
 //! [`FileReader`] for the certificate and key files that Secrets name.
 
+pub mod convert;
 mod decode;
 pub mod diag;
 mod parse;

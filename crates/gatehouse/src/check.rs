@@ -162,6 +162,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             let rows = problems(&loaded.status);
             let mut warnings = crate::keys::warnings(&loaded.key_files);
             warnings.extend(loaded.snapshot.settings.admin.remote_warning());
+            warnings.extend(without_endpoints(&loaded.snapshot));
             if loaded.snapshot.settings.announce.mode == AnnounceMode::Keepalived {
                 let settings = &loaded.snapshot.settings;
                 let kept = crate::state::AllocationStore::open(&settings.runtime.state_dir);
@@ -223,6 +224,22 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::from(fail)))
         }
     }
+}
+
+/// A Service with no endpoints: what `gatehouse convert` leaves for the operator to fill in
+/// (Kubernetes found them by `selector`; here there are no pods).
+fn without_endpoints(snapshot: &gatehouse_model::Snapshot) -> Vec<String> {
+    snapshot
+        .services
+        .iter()
+        .filter(|s| s.endpoints.is_empty())
+        .map(|s| {
+            format!(
+                "{} has no endpoints: requests routed to it get 503 (list its backends' addresses in `endpoints`)",
+                s.key
+            )
+        })
+        .collect()
 }
 
 /// The keepalived include file for this host's interfaces, as the daemon would write it.

@@ -29,6 +29,9 @@ pub enum Command {
     /// Explain which listener, route, rule, filters and backends a request would meet, and
     /// what the client would get, without sending it.
     Explain(ExplainArgs),
+    /// Convert Kubernetes Gateway API manifests (YAML) to gatehouse TOML; every field that
+    /// cannot be converted is reported on stderr with its path.
+    Convert(ConvertArgs),
     /// Run an echo backend (like the Gateway API conformance echo-basic server) for tests.
     Echo(EchoCliArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -107,6 +110,28 @@ pub struct CheckArgs {
     /// ([announce] mode = "keepalived") instead of the report.
     #[arg(long)]
     pub keepalived: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: kubectl get gateway,httproute,service -A -o yaml | gatehouse convert - > routes.toml\n\n\
+Services come with empty `endpoints` (there are no pods to select): fill them in, then run `gatehouse check`."
+)]
+pub struct ConvertArgs {
+    /// Manifests: multi-document YAML, `kind: List` included; `-` reads stdin.
+    #[arg(required = true, value_name = "FILE.yaml")]
+    pub files: Vec<String>,
+    /// `-` prints the TOML on stdout; a folder gets one FILE.toml per input and the TLS
+    /// Secrets' certificates and keys as certs/NAMESPACE-NAME.crt and .key (mode 0600).
+    /// Input with a TLS Secret needs a folder.
+    #[arg(long, short = 'o', default_value = "-", value_name = "DIR|-")]
+    pub output: String,
+    /// Replace files that already exist in the output folder.
+    #[arg(long)]
+    pub force: bool,
+    /// Exit 1 when anything could not be converted (it is reported either way).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

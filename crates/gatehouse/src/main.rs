@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod configdir;
 mod controller;
+mod convert;
 mod echo;
 mod explain;
 mod keys;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         cli::Command::Status(args) => status::run(&args),
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Explain(args) => explain::run(&args),
+        cli::Command::Convert(args) => convert::run(&args),
         cli::Command::Echo(a) => echo::run(&echo::EchoArgs {
             listen: a.listen,
             name: a.name,
