@@ -11,6 +11,10 @@
 //! outcome     [`decide`] itself
 //! ```
 //!
+//! Before any of that, the accept path's choices: a TCP listener's port splices every
+//! connection, and on a TLS port the SNI may select a TLS listener (Passthrough or
+//! Terminate) whose TLSRoute takes the connection without HTTP routing.
+//!
 //! Nothing here decides anything: the listener, the rule and every outcome come from the
 //! functions the data plane calls, so the explanation cannot drift from what is served.
 
@@ -189,6 +193,9 @@ pub fn explain(
         }
     }
     out.path = req.path.clone();
+    if layer4(snapshot, conn, endpoints, &mut out) {
+        return out;
+    }
     let decision = decide(snapshot, conn, &req, &mut || 0);
     out.listeners = listeners(snapshot, conn, host.as_deref(), decision.listener);
     let chosen = decision.listener.and_then(|id| snapshot.listeners.get(id));
@@ -267,6 +274,158 @@ pub fn explain(
         },
     };
     out
+}
+
+/// What happens to a connection before any HTTP is read, as the data plane's accept path
+/// decides it: a TCP listener splices it; a TLS port reads the SNI first, and a TLS
+/// listener (Passthrough or Terminate) sends the connection to the TLSRoute the SNI selects;
+/// a port of the other kind of transport closes it. Fills `out` and returns true when the
+/// request never reaches HTTP routing.
+fn layer4(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    endpoints: &dyn Fn(ServiceId, u16) -> Vec<EndpointState>,
+    out: &mut Explanation,
+) -> bool {
+    let Some(port) = snapshot.ports.iter().find(|p| p.port == conn.local.port()) else {
+        return false;
+    };
+    let closed = |why: String| Outcome {
+        status: None,
+        location: None,
+        forward_to: None,
+        why,
+    };
+    let sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref());
+    let choice = |l: &crate::listener::Listener, why: String| ListenerChoice {
+        listener: l.label(),
+        protocol: l.protocol,
+        hostname: l.hostname.as_ref().map(Hostname::to_string),
+        chosen: true,
+        why,
+    };
+    let tcp = port.tcp.then(|| {
+        snapshot
+            .listeners_at(conn.local)
+            .find(|(_, l)| l.protocol == Protocol::TCP)
+    });
+    let (listener, rule, mode) = match (tcp.flatten(), conn.tls.is_some(), port.tls) {
+        (Some((_, l)), _, _) => match &l.kind {
+            crate::listener::ListenerKind::Tcp { rule } => (l, rule.as_ref(), "spliced"),
+            _ => return false,
+        },
+        (None, false, true) => {
+            out.outcome = closed(format!(
+                "port {} expects TLS: a plaintext connection is closed without a response",
+                port.port
+            ));
+            return true;
+        }
+        (None, true, false) => {
+            out.outcome = closed(format!(
+                "port {} is plaintext: a TLS ClientHello is not HTTP, and the connection is closed",
+                port.port
+            ));
+            return true;
+        }
+        (None, true, true) => match snapshot.select_listener_id(conn.local, sni, None) {
+            Some((_, l)) => match &l.kind {
+                crate::listener::ListenerKind::TlsPassthrough { routes } => (
+                    l,
+                    sni.and_then(|s| routes.lookup(s)),
+                    "passed through (still encrypted)",
+                ),
+                crate::listener::ListenerKind::TlsTerminate { routes, .. } => (
+                    l,
+                    sni.and_then(|s| routes.lookup(s)),
+                    "decrypted and spliced",
+                ),
+                _ => return false,
+            },
+            None => {
+                out.outcome = closed(format!(
+                    "no listener takes SNI {}: the connection is closed without a TLS alert",
+                    sni.unwrap_or("(none)")
+                ));
+                return true;
+            }
+        },
+        (None, false, false) => return false,
+    };
+    let why = match (listener.protocol, &listener.hostname) {
+        (Protocol::TCP, _) => "a TCP listener takes every connection to its port".to_string(),
+        (_, Some(h)) => format!(
+            "its hostname {h} is the most specific match for SNI {}",
+            sni.unwrap_or("")
+        ),
+        (_, None) => {
+            "it has no hostname, so it takes every SNI no more specific listener takes".to_string()
+        }
+    };
+    out.listeners = vec![choice(listener, why)];
+    let Some(rule) = rule else {
+        out.outcome = closed(format!(
+            "no {} takes this connection: it is closed without a byte",
+            if listener.protocol == Protocol::TCP {
+                "TCPRoute"
+            } else {
+                "TLSRoute"
+            }
+        ));
+        return true;
+    };
+    let total: u64 = rule
+        .backends
+        .entries()
+        .iter()
+        .map(|b| b.weight as u64)
+        .sum();
+    for b in rule.backends.entries() {
+        let (target, eps, outcome) = match &b.target {
+            BackendTarget::Service {
+                service,
+                target_port,
+                ..
+            } => (
+                format!(
+                    "Service {} port {target_port}",
+                    snapshot
+                        .services
+                        .get(*service)
+                        .map_or("?".to_string(), |s| s.key.namespaced_name())
+                ),
+                endpoints(*service, *target_port),
+                Outcome {
+                    status: None,
+                    location: None,
+                    forward_to: Some(b.name.clone()),
+                    why: mode.to_string(),
+                },
+            ),
+            BackendTarget::Unresolved(u) => (
+                format!("unresolved: {u:?}"),
+                Vec::new(),
+                closed("the backendRef is unresolved: the connection is closed".to_string()),
+            ),
+        };
+        out.backends.push(BackendChoice {
+            backend: b.name.clone(),
+            weight: b.weight,
+            share: if total == 0 {
+                0.0
+            } else {
+                b.weight as f64 * 100.0 / total as f64
+            },
+            target,
+            endpoints: eps,
+            outcome,
+        });
+    }
+    out.outcome = closed(format!(
+        "{mode} to a backendRef of {} drawn by weight (see backends); no HTTP routing",
+        rule.rule.route.namespaced_name()
+    ));
+    true
 }
 
 fn outcome(d: &crate::decide::Decision<'_>, rule: &crate::http::HttpRule) -> Outcome {

@@ -195,3 +195,85 @@ rules = [{ filters = [{ type = "RequestRedirect", requestRedirect = { scheme = "
     assert!(!e.listeners[0].chosen);
     assert!(e.listeners[0].why.contains("does not match Host other.org"));
 }
+
+#[test]
+fn a_tls_listener_the_sni_selects_takes_the_connection_before_http_routing() {
+    let l = load_with(
+        (r#"
+[[Secret]]
+name = "cert"
+namespace = "infra"
+certFile = "/etc/gatehouse/cert.pem"
+keyFile = "/etc/gatehouse/key.pem"
+[[Gateway]]
+name = "gw"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [
+  { name = "web", protocol = "HTTPS", port = 443, hostname = "www.example.com", tls = { certificateRefs = [{ name = "cert" }] } },
+  { name = "pass", protocol = "TLS", port = 443, hostname = "db.example.com", tls = { mode = "Passthrough" } },
+  { name = "pg", protocol = "TCP", port = 5432 },
+]
+[[TLSRoute]]
+name = "db"
+namespace = "infra"
+parentRefs = [{ name = "gw", sectionName = "pass" }]
+hostnames = ["db.example.com"]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080 }] }]
+[[TCPRoute]]
+name = "pg"
+namespace = "infra"
+parentRefs = [{ name = "gw", sectionName = "pg" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v2", port = 8080 }] }]
+"#
+        .to_string()
+            + BACKENDS)
+            .as_str(),
+        &[
+            ("/etc/gatehouse/cert.pem", cert_pem()),
+            ("/etc/gatehouse/key.pem", key_pem()),
+        ],
+    );
+    let tls = |sni: &str| {
+        let mut c = plaintext(SocketAddr::from(([127, 0, 0, 1], 443)));
+        c.tls = Some(gatehouse_model::conn::TlsInfo {
+            sni: Some(sni.into()),
+            h2: false,
+            version: "TLSv1.3",
+        });
+        c
+    };
+    let none = |_: usize, _: u16| Vec::<EndpointState>::new();
+    let mut req = request("GET", "/", &[]);
+    req.headers[0].1 = "db.example.com".into();
+    let e = explain(&l.snapshot, &tls("db.example.com"), &req, &none);
+    assert_eq!(e.listeners.len(), 1);
+    assert_eq!(e.listeners[0].listener, "infra/gw/pass");
+    assert!(e.rules.is_empty());
+    assert!(
+        e.outcome.why.starts_with("passed through"),
+        "{:?}",
+        e.outcome
+    );
+    assert_eq!(
+        e.backends[0].outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v1:8080")
+    );
+    // The HTTPS listener's name still goes to HTTP routing (no route there: 404).
+    let e = explain(
+        &l.snapshot,
+        &tls("www.example.com"),
+        &request("GET", "/", &[]),
+        &none,
+    );
+    assert_eq!(e.outcome.status, Some(404));
+    // A TCP listener's port splices every connection.
+    let pg = plaintext(SocketAddr::from(([127, 0, 0, 1], 5432)));
+    let e = explain(&l.snapshot, &pg, &request("GET", "/", &[]), &none);
+    assert_eq!(e.listeners[0].listener, "infra/gw/pg");
+    assert!(e.outcome.why.starts_with("spliced"), "{:?}", e.outcome);
+    // Plaintext to the TLS port: closed.
+    let plain = plaintext(SocketAddr::from(([127, 0, 0, 1], 443)));
+    let e = explain(&l.snapshot, &plain, &request("GET", "/", &[]), &none);
+    assert!(e.outcome.why.contains("expects TLS"), "{:?}", e.outcome);
+}
