@@ -287,14 +287,19 @@ fn layer4(
     endpoints: &dyn Fn(ServiceId, u16) -> Vec<EndpointState>,
     out: &mut Explanation,
 ) -> bool {
-    let Some(port) = snapshot.ports.iter().find(|p| p.port == conn.local.port()) else {
-        return false;
-    };
     let closed = |why: String| Outcome {
         status: None,
         location: None,
         forward_to: None,
         why,
+    };
+    let port = snapshot.ports.iter().find(|p| p.port == conn.local.port());
+    let (Some(port), Some(_)) = (port, snapshot.listeners_at(conn.local).next()) else {
+        out.outcome = closed(format!(
+            "no listener on {}: the connection is refused",
+            conn.local
+        ));
+        return true;
     };
     let sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref());
     let choice = |l: &crate::listener::Listener, why: String| ListenerChoice {

@@ -276,4 +276,10 @@ rules = [{ backendRefs = [{ name = "infra-backend-v2", port = 8080 }] }]
     let plain = plaintext(SocketAddr::from(([127, 0, 0, 1], 443)));
     let e = explain(&l.snapshot, &plain, &request("GET", "/", &[]), &none);
     assert!(e.outcome.why.contains("expects TLS"), "{:?}", e.outcome);
+    // A port nothing listens on: refused, not a 404.
+    let nothing = plaintext(SocketAddr::from(([127, 0, 0, 1], 8000)));
+    let e = explain(&l.snapshot, &nothing, &request("GET", "/", &[]), &none);
+    assert_eq!(e.outcome.status, None);
+    assert!(e.outcome.why.contains("refused"), "{:?}", e.outcome);
+    assert!(e.listeners.is_empty());
 }
