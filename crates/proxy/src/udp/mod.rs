@@ -66,7 +66,7 @@ async fn serve_socket(
     local: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
-    let socket = Arc::new(socket);
+    let socket = Arc::new(socket::Listening::new(socket, local));
     let table: Arc<FlowTable> = Arc::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut cmsg = socket::cmsg_buffer();
@@ -75,19 +75,18 @@ async fn serve_socket(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            ready = socket.readable() => if let Err(e) = ready {
+            ready = socket.socket.readable() => if let Err(e) = ready {
                 tracing::error!(address = %local, "UDP socket failed: {e}");
                 break;
             },
         }
         for _ in 0..BATCH {
-            match socket::try_recv(&socket, &mut buf, &mut cmsg) {
+            match socket.try_recv(&mut buf, &mut cmsg) {
                 Ok(got) => {
                     let cx = Relay {
                         shared: &shared,
                         socket: &socket,
                         table: &table,
-                        port: local.port(),
                         stop: &stop,
                     };
                     cx.client_datagram(got, &buf[..got.len.min(buf.len())]);
@@ -102,9 +101,8 @@ async fn serve_socket(
 /// What relaying a client datagram needs.
 struct Relay<'a> {
     shared: &'a Arc<Shared>,
-    socket: &'a Arc<UdpSocket>,
+    socket: &'a Arc<socket::Listening>,
     table: &'a Arc<FlowTable>,
-    port: u16,
     stop: &'a watch::Receiver<bool>,
 }
 
@@ -125,19 +123,22 @@ impl Relay<'_> {
                             "[limits] udpMaxFlows reached: datagrams that would start a flow are dropped"
                         );
                     }
-                    self.shared.metrics.udp.dropped(self.port, why);
+                    self.shared
+                        .metrics
+                        .udp
+                        .dropped(self.socket.local.port(), why);
                     return;
                 }
             },
         };
-        flow.to_backend(data, &self.shared.metrics.udp, self.port);
+        flow.to_backend(data, &self.shared.metrics.udp, self.socket.local.port());
     }
 
     /// Starts a flow for `key`: the listener at its destination, the rule's backend drawn by
     /// weight, an endpoint of it, and a socket connected to that endpoint.
     fn open(&self, key: FlowKey) -> Result<Arc<Flow>, Drop> {
         let generation = self.shared.current();
-        let local = SocketAddr::new(key.to.to_canonical(), self.port);
+        let local = SocketAddr::new(key.to.to_canonical(), self.socket.local.port());
         let (_, listener) = generation
             .snapshot
             .udp_listener_at(local)
@@ -321,7 +322,7 @@ impl Flow {
 
     /// Relays every reply queued on the backend socket to the client, from the address the
     /// client wrote to. `Err` ends the flow.
-    fn to_client(&self, socket: &UdpSocket, m: &UdpMetrics, port: u16) -> Result<(), End> {
+    fn to_client(&self, socket: &socket::Listening, m: &UdpMetrics) -> Result<(), End> {
         // On the stack, not in the flow: an idle flow holds no buffer.
         let mut buf = [0u8; MAX_DATAGRAM];
         loop {
@@ -337,7 +338,7 @@ impl Flow {
                 }
             };
             self.touch();
-            match socket::try_send(socket, &buf[..n], self.key.client, self.key.to) {
+            match socket.try_send(&buf[..n], self.key.client, self.key.to) {
                 Ok(_) => {
                     if self.counts.datagrams_out.fetch_add(1, Ordering::Relaxed) == 0 {
                         // The endpoint answers: its run of ICMP refusals (outlierDetection)
@@ -350,7 +351,7 @@ impl Flow {
                 }
                 Err(e) => {
                     tracing::debug!(client = %self.key.client, "UDP reply failed: {e}");
-                    m.dropped(port, Drop::ClientSendFailed);
+                    m.dropped(socket.local.port(), Drop::ClientSendFailed);
                 }
             }
         }
@@ -361,13 +362,13 @@ impl Flow {
 /// refused it, or its listening socket closed; then removes it from the table.
 async fn run_flow(
     flow: Arc<Flow>,
-    socket: Arc<UdpSocket>,
+    socket: Arc<socket::Listening>,
     table: Arc<FlowTable>,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Shared>,
     access_log: bool,
 ) {
-    let port = socket.local_addr().map_or(0, |a| a.port());
+    let port = socket.local.port();
     let m = &shared.metrics.udp;
     let end = loop {
         let silent = flow.silent_for();
@@ -382,7 +383,7 @@ async fn run_flow(
                 if ready.is_err() {
                     break End::Failed;
                 }
-                if let Err(end) = flow.to_client(&socket, m, port) {
+                if let Err(end) = flow.to_client(&socket, m) {
                     break end;
                 }
             }

@@ -47,13 +47,49 @@ pub(crate) struct Received {
     pub to: IpAddr,
 }
 
-/// Reads one datagram into `buf` without waiting (`WouldBlock` when none is queued).
-pub(crate) fn try_recv(
+/// A listening socket with the address it is bound to, learned once when it starts (not
+/// asked of the kernel per datagram).
+#[derive(Debug)]
+pub(crate) struct Listening {
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+}
+
+impl Listening {
+    pub(crate) fn new(socket: UdpSocket, local: SocketAddr) -> Listening {
+        Listening { socket, local }
+    }
+
+    /// Reads one datagram into `buf` without waiting (`WouldBlock` when none is queued).
+    pub(crate) fn try_recv(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> std::io::Result<Received> {
+        try_recv(&self.socket, self.local.ip(), buf, cmsg)
+    }
+
+    /// Sends `data` to `to` from `from` (see [`try_send`]).
+    pub(crate) fn try_send(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+        from: IpAddr,
+    ) -> std::io::Result<usize> {
+        try_send(
+            &self.socket,
+            self.local.ip().is_unspecified(),
+            data,
+            to,
+            from,
+        )
+    }
+}
+
+/// Reads one datagram into `buf` without waiting (`WouldBlock` when none is queued); `own`
+/// is the socket's address, the destination when pktinfo is missing.
+fn try_recv(
     socket: &UdpSocket,
+    own: IpAddr,
     buf: &mut [u8],
     cmsg: &mut Vec<u8>,
 ) -> std::io::Result<Received> {
-    let own = socket.local_addr()?.ip();
     socket.try_io(Interest::READABLE, || {
         let mut iov = [IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(
@@ -90,18 +126,18 @@ pub(crate) fn try_recv(
 }
 
 /// Sends `data` to `to` from the address `from` without waiting (`WouldBlock` when the
-/// socket's send buffer is full). `from` is set only for a wildcard socket; a socket bound to
-/// one address sends from it anyway.
+/// socket's send buffer is full). `from` is set only for a `wildcard` socket; a socket
+/// bound to one address sends from it anyway.
 ///
 /// The send goes straight to the kernel, not through tokio's readiness: a UDP socket is
 /// almost always writable, and the rare full buffer drops the datagram, as a router would.
-pub(crate) fn try_send(
+fn try_send(
     socket: &UdpSocket,
+    wildcard: bool,
     data: &[u8],
     to: SocketAddr,
     from: IpAddr,
 ) -> std::io::Result<usize> {
-    let wildcard = socket.local_addr()?.ip().is_unspecified();
     let dest = SockaddrStorage::from(to);
     {
         let iov = [IoSlice::new(data)];
@@ -163,8 +199,9 @@ mod tests {
     #[tokio::test]
     async fn a_wildcard_socket_learns_each_datagrams_destination_and_replies_from_it() {
         let std = bind("[::]:0".parse().unwrap()).unwrap();
-        let port = std.local_addr().unwrap().port();
-        let socket = UdpSocket::from_std(std).unwrap();
+        let local = std.local_addr().unwrap();
+        let port = local.port();
+        let socket = Listening::new(UdpSocket::from_std(std).unwrap(), local);
         let mut buf = [0u8; 64];
         let mut cmsg = cmsg_buffer();
         // 127.0.0.2 is not what an unconnected client's reply would come from by default.
@@ -180,18 +217,18 @@ mod tests {
                 .send_to(b"ping", SocketAddr::new(dest, port))
                 .await
                 .unwrap();
-            socket.readable().await.unwrap();
+            socket.socket.readable().await.unwrap();
             let got = loop {
-                match try_recv(&socket, &mut buf, &mut cmsg) {
+                match socket.try_recv(&mut buf, &mut cmsg) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        socket.readable().await.unwrap();
+                        socket.socket.readable().await.unwrap();
                     }
                     other => break other.unwrap(),
                 }
             };
             assert_eq!(&buf[..got.len], b"ping");
             assert_eq!(got.to.to_canonical(), dest);
-            try_send(&socket, b"pong", got.from, got.to).unwrap();
+            socket.try_send(b"pong", got.from, got.to).unwrap();
             let (n, from) = client.recv_from(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"pong");
             assert_eq!(from, SocketAddr::new(dest, port));
