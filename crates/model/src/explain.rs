@@ -147,6 +147,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Neither a response nor a backend: what happens, in words.
+    fn note(why: impl Into<String>) -> Outcome {
+        Outcome {
+            status: None,
+            location: None,
+            forward_to: None,
+            why: why.into(),
+        }
+    }
+
     fn respond(s: &Synthetic) -> Outcome {
         Outcome {
             status: Some(s.status),
@@ -204,14 +214,152 @@ pub fn explain(
     }
     if let Some(rule) = decision.rule {
         out.filters = filters(&rule.filters);
-        let total: u64 = rule
-            .backends
-            .entries()
-            .iter()
-            .map(|b| b.weight as u64)
-            .sum();
-        let mut before = 0u64;
-        for b in rule.backends.entries() {
+        out.backends = backend_choices(snapshot, &rule.backends, endpoints, |draw, b| {
+            if b.weight == 0 {
+                Outcome::note("weight 0: never drawn")
+            } else {
+                outcome(&decide(snapshot, conn, &req, &mut || draw))
+            }
+        });
+    }
+    out.outcome = match (&decision.action, decision.rule) {
+        (Action::Forward(_), Some(rule)) if rule.backends.entries().len() > 1 => {
+            Outcome::note("forwarded to a backendRef drawn by weight (see backends)")
+        }
+        _ => outcome(&decision),
+    };
+    out
+}
+
+/// What happens to a connection before any HTTP is read, as the data plane's accept path
+/// decides it: a TCP listener splices it; a TLS port reads the SNI first, and a TLS
+/// listener (Passthrough or Terminate) sends the connection to the TLSRoute the SNI selects;
+/// a port of the other kind of transport closes it. Fills `out` and returns true when the
+/// request never reaches HTTP routing.
+fn layer4(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    endpoints: &dyn Fn(ServiceId, u16) -> Vec<EndpointState>,
+    out: &mut Explanation,
+) -> bool {
+    let port = snapshot.ports.iter().find(|p| p.port == conn.local.port());
+    let (Some(port), Some(_)) = (port, snapshot.listeners_at(conn.local).next()) else {
+        out.outcome = Outcome::note(format!(
+            "no listener on {}: the connection is refused",
+            conn.local
+        ));
+        return true;
+    };
+    let sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref());
+    let choice = |l: &crate::listener::Listener, why: String| ListenerChoice {
+        listener: l.label(),
+        protocol: l.protocol,
+        hostname: l.hostname.as_ref().map(Hostname::to_string),
+        chosen: true,
+        why,
+    };
+    let tcp = port.tcp.then(|| {
+        snapshot
+            .listeners_at(conn.local)
+            .find(|(_, l)| l.protocol == Protocol::TCP)
+    });
+    let (listener, rule, mode) = match (tcp.flatten(), conn.tls.is_some(), port.tls) {
+        (Some((_, l)), _, _) => match &l.kind {
+            crate::listener::ListenerKind::Tcp { rule } => (l, rule.as_ref(), "spliced"),
+            _ => return false,
+        },
+        (None, false, true) => {
+            out.outcome = Outcome::note(format!(
+                "port {} expects TLS: a plaintext connection is closed without a response",
+                port.port
+            ));
+            return true;
+        }
+        (None, true, false) => {
+            out.outcome = Outcome::note(format!(
+                "port {} is plaintext: a TLS ClientHello is not HTTP, and the connection is closed",
+                port.port
+            ));
+            return true;
+        }
+        (None, true, true) => match snapshot.select_listener_id(conn.local, sni, None) {
+            Some((_, l)) => match &l.kind {
+                crate::listener::ListenerKind::TlsPassthrough { routes } => (
+                    l,
+                    sni.and_then(|s| routes.lookup(s)),
+                    "passed through (still encrypted)",
+                ),
+                crate::listener::ListenerKind::TlsTerminate { routes, .. } => (
+                    l,
+                    sni.and_then(|s| routes.lookup(s)),
+                    "decrypted and spliced",
+                ),
+                _ => return false,
+            },
+            None => {
+                out.outcome = Outcome::note(format!(
+                    "no listener takes SNI {}: the connection is closed without a TLS alert",
+                    sni.unwrap_or("(none)")
+                ));
+                return true;
+            }
+        },
+        (None, false, false) => return false,
+    };
+    let why = match (listener.protocol, &listener.hostname) {
+        (Protocol::TCP, _) => "a TCP listener takes every connection to its port".to_string(),
+        (_, Some(h)) => format!(
+            "its hostname {h} is the most specific match for SNI {}",
+            sni.unwrap_or("")
+        ),
+        (_, None) => {
+            "it has no hostname, so it takes every SNI no more specific listener takes".to_string()
+        }
+    };
+    out.listeners = vec![choice(listener, why)];
+    let Some(rule) = rule else {
+        out.outcome = Outcome::note(format!(
+            "no {} takes this connection: it is closed without a byte",
+            if listener.protocol == Protocol::TCP {
+                "TCPRoute"
+            } else {
+                "TLSRoute"
+            }
+        ));
+        return true;
+    };
+    out.backends = backend_choices(snapshot, &rule.backends, endpoints, |_, b| {
+        match &b.target {
+            BackendTarget::Service { .. } => Outcome {
+                forward_to: Some(b.name.clone()),
+                ..Outcome::note(mode)
+            },
+            BackendTarget::Unresolved(_) => {
+                Outcome::note("the backendRef is unresolved: the connection is closed")
+            }
+        }
+    });
+    out.outcome = Outcome::note(format!(
+        "{mode} to a backendRef of {} drawn by weight (see backends); no HTTP routing",
+        rule.rule.route.namespaced_name()
+    ));
+    true
+}
+
+/// Each backendRef with its share, its target, its endpoints, and `outcome_of(draw, b)`:
+/// what a weighted draw of `draw` (the first number that lands on it) gives.
+fn backend_choices(
+    snapshot: &Snapshot,
+    backends: &crate::backend::Backends,
+    endpoints: &dyn Fn(ServiceId, u16) -> Vec<EndpointState>,
+    mut outcome_of: impl FnMut(u64, &crate::backend::Backend) -> Outcome,
+) -> Vec<BackendChoice> {
+    let total: u64 = backends.entries().iter().map(|b| b.weight as u64).sum();
+    let mut before = 0u64;
+    backends
+        .entries()
+        .iter()
+        .map(|b| {
             let draw = before;
             before += b.weight as u64;
             let (target, eps) = match &b.target {
@@ -237,17 +385,7 @@ pub fn explain(
                 ),
                 BackendTarget::Unresolved(u) => (format!("unresolved: {u:?}"), Vec::new()),
             };
-            let outcome = if b.weight == 0 {
-                Outcome {
-                    status: None,
-                    location: None,
-                    forward_to: None,
-                    why: "weight 0: never drawn".to_string(),
-                }
-            } else {
-                outcome(&decide(snapshot, conn, &req, &mut || draw), rule)
-            };
-            out.backends.push(BackendChoice {
+            BackendChoice {
                 backend: b.name.clone(),
                 weight: b.weight,
                 share: if total == 0 {
@@ -257,206 +395,22 @@ pub fn explain(
                 },
                 target,
                 endpoints: eps,
-                outcome,
-            });
-        }
-    }
-    out.outcome = match (&decision.action, decision.rule) {
-        (Action::Forward(_), Some(rule)) if rule.backends.entries().len() > 1 => Outcome {
-            status: None,
-            location: None,
-            forward_to: None,
-            why: "forwarded to a backendRef drawn by weight (see backends)".to_string(),
-        },
-        (_, rule) => match rule {
-            Some(rule) => outcome(&decision, rule),
-            None => outcome_without_rule(&decision.action),
-        },
-    };
-    out
+                outcome: outcome_of(draw, b),
+            }
+        })
+        .collect()
 }
 
-/// What happens to a connection before any HTTP is read, as the data plane's accept path
-/// decides it: a TCP listener splices it; a TLS port reads the SNI first, and a TLS
-/// listener (Passthrough or Terminate) sends the connection to the TLSRoute the SNI selects;
-/// a port of the other kind of transport closes it. Fills `out` and returns true when the
-/// request never reaches HTTP routing.
-fn layer4(
-    snapshot: &Snapshot,
-    conn: &ConnInfo,
-    endpoints: &dyn Fn(ServiceId, u16) -> Vec<EndpointState>,
-    out: &mut Explanation,
-) -> bool {
-    let closed = |why: String| Outcome {
-        status: None,
-        location: None,
-        forward_to: None,
-        why,
-    };
-    let port = snapshot.ports.iter().find(|p| p.port == conn.local.port());
-    let (Some(port), Some(_)) = (port, snapshot.listeners_at(conn.local).next()) else {
-        out.outcome = closed(format!(
-            "no listener on {}: the connection is refused",
-            conn.local
-        ));
-        return true;
-    };
-    let sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref());
-    let choice = |l: &crate::listener::Listener, why: String| ListenerChoice {
-        listener: l.label(),
-        protocol: l.protocol,
-        hostname: l.hostname.as_ref().map(Hostname::to_string),
-        chosen: true,
-        why,
-    };
-    let tcp = port.tcp.then(|| {
-        snapshot
-            .listeners_at(conn.local)
-            .find(|(_, l)| l.protocol == Protocol::TCP)
-    });
-    let (listener, rule, mode) = match (tcp.flatten(), conn.tls.is_some(), port.tls) {
-        (Some((_, l)), _, _) => match &l.kind {
-            crate::listener::ListenerKind::Tcp { rule } => (l, rule.as_ref(), "spliced"),
-            _ => return false,
-        },
-        (None, false, true) => {
-            out.outcome = closed(format!(
-                "port {} expects TLS: a plaintext connection is closed without a response",
-                port.port
-            ));
-            return true;
-        }
-        (None, true, false) => {
-            out.outcome = closed(format!(
-                "port {} is plaintext: a TLS ClientHello is not HTTP, and the connection is closed",
-                port.port
-            ));
-            return true;
-        }
-        (None, true, true) => match snapshot.select_listener_id(conn.local, sni, None) {
-            Some((_, l)) => match &l.kind {
-                crate::listener::ListenerKind::TlsPassthrough { routes } => (
-                    l,
-                    sni.and_then(|s| routes.lookup(s)),
-                    "passed through (still encrypted)",
-                ),
-                crate::listener::ListenerKind::TlsTerminate { routes, .. } => (
-                    l,
-                    sni.and_then(|s| routes.lookup(s)),
-                    "decrypted and spliced",
-                ),
-                _ => return false,
-            },
-            None => {
-                out.outcome = closed(format!(
-                    "no listener takes SNI {}: the connection is closed without a TLS alert",
-                    sni.unwrap_or("(none)")
-                ));
-                return true;
-            }
-        },
-        (None, false, false) => return false,
-    };
-    let why = match (listener.protocol, &listener.hostname) {
-        (Protocol::TCP, _) => "a TCP listener takes every connection to its port".to_string(),
-        (_, Some(h)) => format!(
-            "its hostname {h} is the most specific match for SNI {}",
-            sni.unwrap_or("")
-        ),
-        (_, None) => {
-            "it has no hostname, so it takes every SNI no more specific listener takes".to_string()
-        }
-    };
-    out.listeners = vec![choice(listener, why)];
-    let Some(rule) = rule else {
-        out.outcome = closed(format!(
-            "no {} takes this connection: it is closed without a byte",
-            if listener.protocol == Protocol::TCP {
-                "TCPRoute"
-            } else {
-                "TLSRoute"
-            }
-        ));
-        return true;
-    };
-    let total: u64 = rule
-        .backends
-        .entries()
-        .iter()
-        .map(|b| b.weight as u64)
-        .sum();
-    for b in rule.backends.entries() {
-        let (target, eps, outcome) = match &b.target {
-            BackendTarget::Service {
-                service,
-                target_port,
-                ..
-            } => (
-                format!(
-                    "Service {} port {target_port}",
-                    snapshot
-                        .services
-                        .get(*service)
-                        .map_or("?".to_string(), |s| s.key.namespaced_name())
-                ),
-                endpoints(*service, *target_port),
-                Outcome {
-                    status: None,
-                    location: None,
-                    forward_to: Some(b.name.clone()),
-                    why: mode.to_string(),
-                },
-            ),
-            BackendTarget::Unresolved(u) => (
-                format!("unresolved: {u:?}"),
-                Vec::new(),
-                closed("the backendRef is unresolved: the connection is closed".to_string()),
-            ),
-        };
-        out.backends.push(BackendChoice {
-            backend: b.name.clone(),
-            weight: b.weight,
-            share: if total == 0 {
-                0.0
-            } else {
-                b.weight as f64 * 100.0 / total as f64
-            },
-            target,
-            endpoints: eps,
-            outcome,
-        });
-    }
-    out.outcome = closed(format!(
-        "{mode} to a backendRef of {} drawn by weight (see backends); no HTTP routing",
-        rule.rule.route.namespaced_name()
-    ));
-    true
-}
-
-fn outcome(d: &crate::decide::Decision<'_>, rule: &crate::http::HttpRule) -> Outcome {
+/// What [`decide`]'s decision gives the client.
+fn outcome(d: &crate::decide::Decision<'_>) -> Outcome {
     match &d.action {
         Action::Respond(s) => Outcome::respond(s),
         Action::Forward(f) => Outcome {
-            status: None,
-            location: None,
-            forward_to: rule
-                .backends
-                .entries()
-                .get(f.backend)
+            forward_to: d
+                .rule
+                .and_then(|r| r.backends.entries().get(f.backend))
                 .map(|b| b.name.clone()),
-            why: "forwarded".to_string(),
-        },
-    }
-}
-
-fn outcome_without_rule(action: &Action<'_>) -> Outcome {
-    match action {
-        Action::Respond(s) => Outcome::respond(s),
-        Action::Forward(_) => Outcome {
-            status: None,
-            location: None,
-            forward_to: None,
-            why: "forwarded".to_string(),
+            ..Outcome::note("forwarded")
         },
     }
 }
