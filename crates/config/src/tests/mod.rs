@@ -228,6 +228,28 @@ impl RequestView for WithHost<'_> {
 }
 
 /// A plaintext connection from 192.0.2.99 to `local`.
+/// The located error a configuration that does not parse gives.
+pub fn parse_error(toml: &str) -> String {
+    let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
+    crate::parse(&[src]).expect_err(toml).to_string()
+}
+
+/// The Service names a TLSRoute, TCPRoute or UDPRoute rule's backendRefs resolved to (the
+/// reason, for an unresolved one).
+pub fn backend_names(rule: &gatehouse_model::tls::TlsRule, l: &Loaded) -> Vec<String> {
+    use gatehouse_model::backend::BackendTarget;
+    rule.backends
+        .entries()
+        .iter()
+        .map(|b| match &b.target {
+            BackendTarget::Service { service, .. } => {
+                l.snapshot.services[*service].key.name.clone()
+            }
+            BackendTarget::Unresolved(u) => format!("{u:?}"),
+        })
+        .collect()
+}
+
 pub fn plaintext(local: SocketAddr) -> ConnInfo {
     ConnInfo::new(local, SocketAddr::from(([192, 0, 2, 99], 40000)))
 }

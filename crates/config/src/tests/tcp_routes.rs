@@ -48,11 +48,6 @@ rules = [{{ backendRefs = [{backends}] }}]
     )
 }
 
-fn parse_error(toml: &str) -> String {
-    let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
-    crate::parse(&[src]).expect_err(toml).to_string()
-}
-
 /// The rule a TCP listener serves.
 fn tcp_rule<'a>(l: &'a Loaded, gateway: &str, listener: &str) -> Option<&'a TlsRuleRef> {
     let lst = l
@@ -67,19 +62,6 @@ fn tcp_rule<'a>(l: &'a Loaded, gateway: &str, listener: &str) -> Option<&'a TlsR
 }
 
 type TlsRuleRef = gatehouse_model::tls::TlsRule;
-
-fn backend_names(rule: &TlsRuleRef, l: &Loaded) -> Vec<String> {
-    rule.backends
-        .entries()
-        .iter()
-        .map(|b| match &b.target {
-            BackendTarget::Service { service, .. } => {
-                l.snapshot.services[*service].key.name.clone()
-            }
-            BackendTarget::Unresolved(u) => format!("{u:?}"),
-        })
-        .collect()
-}
 
 #[test]
 fn tcp_listener_supports_tcp_route_and_routes_by_section_name() {

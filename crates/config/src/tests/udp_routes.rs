@@ -46,11 +46,6 @@ rules = [{rule}]
     )
 }
 
-fn parse_error(toml: &str) -> String {
-    let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
-    crate::parse(&[src]).expect_err(toml).to_string()
-}
-
 /// The rule and idle timeout a UDP listener serves.
 fn udp_rule<'a>(l: &'a Loaded, listener: &str) -> Option<(&'a TlsRule, Duration)> {
     let lst = l.snapshot.listeners.iter().find(|x| x.name == listener)?;
@@ -58,19 +53,6 @@ fn udp_rule<'a>(l: &'a Loaded, listener: &str) -> Option<(&'a TlsRule, Duration)
         ListenerKind::Udp { rule, idle_timeout } => Some((rule.as_deref()?, *idle_timeout)),
         _ => None,
     }
-}
-
-fn backend_names(rule: &TlsRule, l: &Loaded) -> Vec<String> {
-    rule.backends
-        .entries()
-        .iter()
-        .map(|b| match &b.target {
-            BackendTarget::Service { service, .. } => {
-                l.snapshot.services[*service].key.name.clone()
-            }
-            BackendTarget::Unresolved(u) => format!("{u:?}"),
-        })
-        .collect()
 }
 
 #[test]
