@@ -138,6 +138,7 @@ impl<'a, 'i> Value<'a, 'i> {
                 span: self.span(),
                 path: self.path.clone(),
                 asked: Vec::new(),
+                refused: Vec::new(),
             }),
             other => {
                 self.error(cx, type_error("a table", other));
@@ -164,6 +165,8 @@ pub(crate) struct Table<'a, 'i> {
     span: Range<usize>,
     pub path: KeyPath,
     asked: Vec<&'static str>,
+    /// Keys taken only to be refused with a better message than "unknown key".
+    refused: Vec<&'static str>,
 }
 
 impl<'a, 'i> Table<'a, 'i> {
@@ -174,6 +177,16 @@ impl<'a, 'i> Table<'a, 'i> {
     /// The value of an optional key.
     pub fn get(&mut self, key: &'static str) -> Option<Value<'a, 'i>> {
         self.asked.push(key);
+        self.t.get(key).map(|v| Value {
+            v,
+            path: self.path.key(key),
+        })
+    }
+
+    /// A key this table does not have, taken to be refused with a message that says why
+    /// (`namespace` on a cluster-scoped kind) instead of "unknown key".
+    pub fn refuse(&mut self, key: &'static str) -> Option<Value<'a, 'i>> {
+        self.refused.push(key);
         self.t.get(key).map(|v| Value {
             v,
             path: self.path.key(key),
@@ -212,9 +225,11 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Reports every key no decoder asked for.
     pub fn finish(self, cx: &mut Cx<'_>) {
+        #[cfg(test)]
+        recorded::table(&self.asked);
         for (key, _) in self.t.iter() {
             let name: &str = key.get_ref();
-            if self.asked.contains(&name) {
+            if self.asked.contains(&name) || self.refused.contains(&name) {
                 continue;
             }
             let mut message = format!("unknown key `{name}`");
@@ -249,6 +264,52 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// What the decoder reads, recorded while a test asks: the keys of every table it finished
+/// and every list of allowed values it checked. The schema tests compare both with the
+/// JSON Schema, so a key or value added to one and not the other fails a test.
+#[cfg(test)]
+pub(crate) mod recorded {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    /// Sets of names: table keys, or the values a key allows.
+    pub type Names = BTreeSet<&'static str>;
+
+    #[derive(Default)]
+    struct Recording {
+        tables: BTreeSet<Names>,
+        choices: BTreeSet<Names>,
+    }
+
+    thread_local! {
+        static ON: RefCell<Option<Recording>> = const { RefCell::new(None) };
+    }
+
+    pub fn table(keys: &[&'static str]) {
+        ON.with_borrow_mut(|r| {
+            if let Some(r) = r {
+                r.tables.insert(keys.iter().copied().collect());
+            }
+        });
+    }
+
+    pub fn choice(allowed: &[&'static str]) {
+        ON.with_borrow_mut(|r| {
+            if let Some(r) = r {
+                r.choices.insert(allowed.iter().copied().collect());
+            }
+        });
+    }
+
+    /// Runs `f` and returns the key sets of the tables and the allowed-value sets it met.
+    pub fn during(f: impl FnOnce()) -> (BTreeSet<Names>, BTreeSet<Names>) {
+        ON.with_borrow_mut(|r| *r = Some(Recording::default()));
+        f();
+        let r = ON.with_borrow_mut(Option::take).unwrap_or_default();
+        (r.tables, r.choices)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use gatehouse_model::Kind;
 use gatehouse_model::resource::DEFAULT_NAMESPACE;
 use std::collections::BTreeMap;
 
-const SETTINGS_TABLES: [&str; 9] = [
+pub(crate) const SETTINGS_TABLES: [&str; 9] = [
     "admin",
     "log",
     "runtime",
@@ -175,7 +175,12 @@ fn parse_meta(cx: &mut Cx<'_>, kind: Kind, t: &mut Table<'_, '_>, at: Position) 
     } else {
         ""
     });
-    if let Some(v) = t.get("namespace") {
+    let namespace_v = if kind.is_namespaced() {
+        t.get("namespace")
+    } else {
+        t.refuse("namespace")
+    };
+    if let Some(v) = namespace_v {
         if !kind.is_namespaced() {
             v.error(cx, format!("{kind} is not namespaced"));
         } else if let Some(ns) = v.string(cx) {
@@ -268,7 +273,9 @@ fn opt_namespace(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<String> {
 }
 
 /// A string that must be one of `allowed`.
-fn one_of(cx: &mut Cx<'_>, v: &Value<'_, '_>, allowed: &[&str]) -> Option<String> {
+fn one_of(cx: &mut Cx<'_>, v: &Value<'_, '_>, allowed: &[&'static str]) -> Option<String> {
+    #[cfg(test)]
+    crate::decode::recorded::choice(allowed);
     let s = v.string(cx)?;
     if allowed.contains(&s.as_str()) {
         Some(s)
