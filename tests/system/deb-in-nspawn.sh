@@ -175,6 +175,11 @@ in_c man -P cat gatehouse-run 2>/dev/null | grep -q -- "--config" || fail "man g
 in_c bash -c 'source /usr/share/bash-completion/bash_completion; source /usr/share/bash-completion/completions/gatehouse; complete -p gatehouse' \
   | grep -q _gatehouse || fail "the bash completion does not load"
 
+step "the configuration schema the shipped files name is installed and is gatehouse's own"
+head -1 "$root/etc/gatehouse/gatehouse.toml" | grep -qx '#:schema file:///usr/share/gatehouse/gatehouse.schema.json' \
+  || fail "gatehouse.toml does not name the schema"
+in_c sh -c 'gatehouse schema | cmp - /usr/share/gatehouse/gatehouse.schema.json' || fail "the installed schema is not what gatehouse schema prints"
+
 step "systemctl stop drains and exits 0"
 in_c systemctl stop gatehouse
 [ "$(in_c systemctl show -p Result --value gatehouse)" = success ] || fail "stop result: $(in_c systemctl show -p Result --value gatehouse)"

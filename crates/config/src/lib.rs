@@ -23,6 +23,7 @@ mod parse;
 pub mod pools;
 pub mod raw;
 mod resolve;
+pub mod schema;
 pub mod validate;
 
 #[cfg(test)]

@@ -34,6 +34,11 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Run an echo backend (like the Gateway API conformance echo-basic server) for tests.
     Echo(EchoCliArgs),
+    /// Print the JSON Schema of the configuration files, which editors with a TOML language
+    /// server (taplo, Even Better TOML) complete and check keys with. The package installs it
+    /// as /usr/share/gatehouse/gatehouse.schema.json, named by the `#:schema` line of the
+    /// shipped files.
+    Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(CompletionsArgs),
     /// Write the manual pages (gatehouse.1 and one per subcommand) into a folder.

@@ -38,6 +38,10 @@ fn main() -> ExitCode {
             name: a.name,
             namespace: a.namespace,
         }),
+        cli::Command::Schema => {
+            print!("{}", gatehouse_config::schema::json_schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Completions(a) => manual::completions(&a),
         cli::Command::Manpages(a) => manual::manpages(&a),
         cli::Command::KeepalivedNotify(a) => {

@@ -258,3 +258,222 @@ fn every_configuration_on_the_coming_from_page_passes_check() {
         );
     }
 }
+
+/// `gatehouse schema`, compiled as the draft-7 schema it says it is.
+fn schema_validator() -> jsonschema::Validator {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("schema")
+        .output()
+        .expect("run gatehouse schema");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
+    jsonschema::draft7::meta::validate(&schema).expect("a valid draft-7 schema");
+    jsonschema::draft7::new(&schema).expect("schema compiles")
+}
+
+/// What the schema says of a TOML text, as an editor would read it: one line per error, with
+/// the key path.
+fn schema_errors(validator: &jsonschema::Validator, toml_text: &str) -> Vec<String> {
+    let doc: serde_json::Value = toml::from_str(toml_text).expect("TOML");
+    validator
+        .iter_errors(&doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Every page of docs/ and the README.
+fn documented_blocks() -> Vec<(String, String)> {
+    let mut pages: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| format!("docs/{}", e.unwrap().file_name().to_string_lossy()))
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    pages.sort();
+    pages.push("README.md".into());
+    pages
+        .iter()
+        .flat_map(|page| {
+            toml_blocks(page)
+                .into_iter()
+                .enumerate()
+                .map(move |(i, b)| (format!("block {i} of {page}"), b))
+        })
+        .collect()
+}
+
+#[test]
+fn every_shipped_and_documented_example_matches_the_schema_and_passes_check() {
+    let validator = schema_validator();
+    let shipped = std::fs::read_to_string(repo().join("etc/gatehouse/gatehouse.toml")).unwrap();
+    let mut checked = vec![("etc/gatehouse/gatehouse.toml".to_string(), shipped)];
+    for e in examples() {
+        let text = std::fs::read_to_string(repo().join("etc/gatehouse/examples").join(&e));
+        checked.push((format!("etc/gatehouse/examples/{e}"), text.unwrap()));
+    }
+    let documented = documented_blocks();
+    assert!(documented.len() >= 10, "{}", documented.len());
+    checked.extend(documented);
+    for (name, text) in &checked {
+        let errors = schema_errors(&validator, text);
+        assert!(
+            errors.is_empty(),
+            "{name} against the schema:\n{}",
+            errors.join("\n")
+        );
+        // Resources go to conf.d beside the shipped gatehouse.toml, daemon settings (only the
+        // shipped file has them) stay in it. Status problems are left to the strict tests:
+        // a docs fragment may name a Gateway it does not show.
+        let dir = with_examples(&[]);
+        if name != "etc/gatehouse/gatehouse.toml" {
+            std::fs::write(dir.path().join("conf.d/example.toml"), text).unwrap();
+        }
+        let out = check(dir.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{name} with gatehouse check:\n{text}\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn the_fixture_with_every_key_matches_the_schema_and_decodes() {
+    let text = std::fs::read_to_string(repo().join("tests/corpus/schema/every-key.toml")).unwrap();
+    let errors = schema_errors(&schema_validator(), &text);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gatehouse.toml"), &text).unwrap();
+    let out = check(dir.path(), &[]);
+    assert!(
+        !stderr(&out).contains("gatehouse.toml:"),
+        "no located error: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_shipped_files_name_the_schema_the_package_installs() {
+    let directive = "#:schema file:///usr/share/gatehouse/gatehouse.schema.json";
+    let mut files = vec![repo().join("etc/gatehouse/gatehouse.toml")];
+    files.extend(
+        examples()
+            .iter()
+            .map(|e| repo().join("etc/gatehouse/examples").join(e)),
+    );
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(text.lines().next(), Some(directive), "{}", f.display());
+    }
+    let manifest = std::fs::read_to_string(repo().join("crates/gatehouse/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("\"usr/share/gatehouse/gatehouse.schema.json\""),
+        "the package installs it"
+    );
+}
+
+/// Broken files the schema accepts, each with the reason the decoder alone can tell: a rule
+/// across entries of a list, across two values, or across files, which a JSON Schema cannot
+/// state (or only by repeating the decoder), or a value that must be compiled to be judged.
+const LEFT_TO_THE_DECODER: [(&str, &str); 21] = [
+    (
+        "31-invalid-regular-expression.toml",
+        "a regular expression is judged by compiling it",
+    ),
+    (
+        "38-backend-request-longer-than-request.toml",
+        "compares two durations",
+    ),
+    (
+        "40-redirect-with-backend-refs.toml",
+        "a filter in one list forbids another key",
+    ),
+    (
+        "41-redirect-with-url-rewrite.toml",
+        "two entries of one list exclude each other",
+    ),
+    (
+        "44-filter-type-repeated.toml",
+        "entries of one list must differ by type",
+    ),
+    (
+        "46-header-set-and-removed.toml",
+        "names must be unique across three lists",
+    ),
+    (
+        "47-replace-prefix-match-on-exact.toml",
+        "a filter depends on the rule's matches",
+    ),
+    (
+        "48-replace-prefix-match-two-matches.toml",
+        "a filter depends on the rule's matches",
+    ),
+    ("51-mirror-fraction-over-one.toml", "compares two numbers"),
+    ("52-cors-wildcard-mixed.toml", "\"*\" only alone in a list"),
+    (
+        "53-duplicate-resource-name.toml",
+        "names unique across resources",
+    ),
+    (
+        "54-duplicate-listener-name.toml",
+        "names unique across list entries",
+    ),
+    (
+        "55-duplicate-listener-port-protocol-hostname.toml",
+        "combinations unique across list entries",
+    ),
+    (
+        "66-parent-refs-same-gateway-twice.toml",
+        "entries of one list must differ",
+    ),
+    (
+        "68-service-port-listed-twice.toml",
+        "ports unique across list entries",
+    ),
+    ("69-pool-start-after-stop.toml", "compares two addresses"),
+    (
+        "73-admin-in-conf-d.toml",
+        "depends on which file holds the table",
+    ),
+    (
+        "75-redeclare-builtin-gateway-class.toml",
+        "a name gatehouse declares itself",
+    ),
+    (
+        "78-rule-name-used-twice.toml",
+        "names unique across list entries",
+    ),
+    (
+        "81-parent-ref-listed-twice.toml",
+        "entries of one list must differ",
+    ),
+    (
+        "89-too-many-matches-in-route.toml",
+        "a count across the entries of several lists",
+    ),
+];
+
+#[test]
+fn broken_files_the_decoder_rejects_for_their_shape_the_schema_rejects_too() {
+    let validator = schema_validator();
+    let mut accepted = Vec::new();
+    let dir = repo().join("tests/corpus/broken");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    files.sort();
+    for name in &files {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        // A TOML syntax error is no document to validate; the decoder locates it.
+        let Ok(doc) = toml::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if validator.is_valid(&doc) {
+            accepted.push(name.as_str());
+        }
+    }
+    let left: Vec<&str> = LEFT_TO_THE_DECODER.iter().map(|(n, _)| *n).collect();
+    assert_eq!(accepted, left, "broken files the schema accepts");
+}
