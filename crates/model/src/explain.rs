@@ -8,7 +8,8 @@
 //!             on precedence, the others say which condition failed
 //! backends    each backendRef with its weight and share, and what [`decide`] does when the
 //!             weighted draw lands on it (forward, 500 unresolved, a redirect)
-//! outcome     [`decide`] itself
+//! outcome     [`decide`] itself; "drawn by weight" when draws to different backendRefs
+//!             get different answers (not the first draw's answer)
 //! ```
 //!
 //! Before any of that, the accept path's choices: a TCP listener's port splices every
@@ -222,13 +223,29 @@ pub fn explain(
             }
         });
     }
-    out.outcome = match (&decision.action, decision.rule) {
-        (Action::Forward(_), Some(rule)) if rule.backends.entries().len() > 1 => {
-            Outcome::note("forwarded to a backendRef drawn by weight (see backends)")
-        }
-        _ => outcome(&decision),
-    };
+    // The first draw's answer is every draw's unless the backendRefs' answers differ.
+    out.outcome = drawn_by_weight(&out.backends).unwrap_or_else(|| outcome(&decision));
     out
+}
+
+/// The outcome of a request whose answer depends on the backendRef drawn, or `None` when
+/// every draw gets the same answer (a backendRef of weight 0 is never drawn).
+fn drawn_by_weight(backends: &[BackendChoice]) -> Option<Outcome> {
+    let drawn: Vec<&Outcome> = backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .map(|b| &b.outcome)
+        .collect();
+    let answer = |o: &Outcome| (o.status, o.location.clone(), o.forward_to.clone());
+    let first = answer(drawn.first()?);
+    if drawn.iter().all(|o| answer(o) == first) {
+        return None;
+    }
+    Some(Outcome::note(if drawn.iter().all(|o| o.status.is_none()) {
+        "forwarded to a backendRef drawn by weight (see backends)"
+    } else {
+        "depends on the backendRef drawn by weight: some draws are answered here (see backends)"
+    }))
 }
 
 /// What happens to a connection before any HTTP is read, as the data plane's accept path
