@@ -347,6 +347,7 @@ fn layer4(
     };
     out.backends = backend_choices(snapshot, &rule.backends, endpoints, |_, b| {
         match &b.target {
+            _ if b.weight == 0 => Outcome::note("weight 0: never drawn"),
             BackendTarget::Service { .. } => Outcome {
                 forward_to: Some(b.name.clone()),
                 ..Outcome::note(mode)
@@ -356,10 +357,28 @@ fn layer4(
             }
         }
     });
-    out.outcome = Outcome::note(format!(
-        "{mode} to a backendRef of {} drawn by weight (see backends); no HTTP routing",
-        rule.rule.route.namespaced_name()
-    ));
+    // As the data plane's draw (`l4::draw`): nothing to draw, or an unresolved backendRef
+    // drawn, closes the connection.
+    let route = rule.rule.route.namespaced_name();
+    let drawn = rule.backends.entries().iter().filter(|b| b.weight > 0);
+    let spliced = drawn
+        .clone()
+        .filter(|b| matches!(b.target, BackendTarget::Service { .. }))
+        .count();
+    out.outcome = Outcome::note(match (spliced, drawn.count()) {
+        (0, 0) => format!(
+            "{route} has no backendRef that can be drawn (none, or all of weight 0): the connection is closed"
+        ),
+        (0, _) => format!(
+            "every backendRef of {route} that can be drawn is unresolved: the connection is closed"
+        ),
+        (s, n) if s == n => format!(
+            "{mode} to a backendRef of {route} drawn by weight (see backends); no HTTP routing"
+        ),
+        _ => format!(
+            "{mode} to a backendRef of {route} drawn by weight, or closed when the draw lands on an unresolved one (see backends); no HTTP routing"
+        ),
+    });
     true
 }
 

@@ -346,3 +346,84 @@ rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 1 }
         Some("infra/infra-backend-v1:8080")
     );
 }
+
+/// A TLS passthrough listener on 443 whose TLSRoutes are given by `routes`.
+fn passthrough(routes: &str) -> Loaded {
+    load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "gw"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [{{ name = "pass", protocol = "TLS", port = 443, tls = {{ mode = "Passthrough" }} }}]
+{routes}"#
+    ))
+}
+
+fn passthrough_explained(l: &Loaded, sni: &str) -> Explanation {
+    let conn = client_conn(l, SocketAddr::from(([127, 0, 0, 1], 443)), sni);
+    let mut req = request("GET", "/", &[]);
+    req.headers[0].1 = sni.into();
+    explain(&l.snapshot, &conn, &req, &|_, _| {
+        Vec::<EndpointState>::new()
+    })
+}
+
+#[test]
+fn a_tls_connection_every_draw_of_which_is_unresolved_is_closed_not_passed_through() {
+    let l = passthrough(
+        r#"
+[[TLSRoute]]
+name = "db"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["db.example.com"]
+rules = [{ backendRefs = [{ name = "missing", port = 8080 }] }]
+"#,
+    );
+    let e = passthrough_explained(&l, "db.example.com");
+    assert_eq!(e.backends[0].outcome.forward_to, None);
+    assert!(
+        e.outcome.why.contains("the connection is closed") && !e.outcome.why.contains("passed"),
+        "{:?}",
+        e.outcome
+    );
+}
+
+#[test]
+fn a_layer4_backend_ref_of_weight_zero_is_never_drawn_and_all_zero_closes_the_connection() {
+    let l = passthrough(
+        r#"
+[[TLSRoute]]
+name = "one"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["one.example.com"]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080 }, { name = "infra-backend-v2", port = 8080, weight = 0 }] }]
+[[TLSRoute]]
+name = "none"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["none.example.com"]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 0 }] }]
+"#,
+    );
+    let e = passthrough_explained(&l, "one.example.com");
+    assert_eq!(
+        e.backends[0].outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v1:8080")
+    );
+    assert_eq!(e.backends[1].outcome.forward_to, None);
+    assert!(e.backends[1].outcome.why.contains("never drawn"));
+    assert!(
+        e.outcome.why.starts_with("passed through"),
+        "{:?}",
+        e.outcome
+    );
+    let e = passthrough_explained(&l, "none.example.com");
+    assert!(
+        e.outcome.why.contains("the connection is closed"),
+        "{:?}",
+        e.outcome
+    );
+}
