@@ -5,10 +5,13 @@
 
 use super::*;
 use gatehouse_model::Snapshot;
-use gatehouse_model::backend::Pick;
+use gatehouse_model::backend::{BackendTarget, Pick};
 use gatehouse_model::decide::Decision;
-use gatehouse_model::explain::{EndpointState, Explanation, Outcome, Request, Verdict, explain};
-use gatehouse_model::listener::Protocol;
+use gatehouse_model::explain::{
+    BackendChoice, EndpointState, Explanation, Outcome, Request, Verdict, explain,
+};
+use gatehouse_model::listener::{Listener, Protocol};
+use gatehouse_model::tls::TlsRule;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Decides `view` on `conn` as the data plane does, with `random` for every draw, after
@@ -71,6 +74,9 @@ fn location(s: &Synthetic) -> Option<&str> {
 /// Asserts that [`explain`] agrees with the decision `d` the data plane made for the same
 /// request (`random` for every draw):
 ///
+/// - a connection the daemon's accept path never reads HTTP from ([`reaches_http`]) is not
+///   routed or answered as HTTP;
+/// - the path it routes (normalized, as the daemon routes it) is the one decided;
 /// - the listener it calls chosen is the decision's;
 /// - the rule it marks Selected is the decision's rule (route and index), and none is
 ///   selected when the decision has no rule;
@@ -91,7 +97,7 @@ pub fn assert_explain_agrees(
     let req = explain_request(view);
     let e = explain(snapshot, conn, &req, &marker_endpoints);
     let wrong = if reaches_http(snapshot, conn) {
-        disagreements(snapshot, random, d, &e)
+        disagreements(snapshot, &req.path, random, d, &e)
     } else {
         never_routed(&e)
     };
@@ -150,11 +156,20 @@ fn never_routed(e: &Explanation) -> Vec<String> {
 
 fn disagreements(
     snapshot: &Snapshot,
+    path: &str,
     random: u64,
     d: &Decision<'_>,
     e: &Explanation,
 ) -> Vec<String> {
     let mut wrong = Vec::new();
+    // The daemon decides on the normalized path; a test that decides on another one does
+    // not check what the daemon does.
+    if e.path != path {
+        wrong.push(format!(
+            "decide saw path {path:?}, the daemon and explain route {:?}",
+            e.path
+        ));
+    }
     let chosen: Vec<&str> = e
         .listeners
         .iter()
@@ -198,41 +213,8 @@ fn disagreements(
                 wrong.push(format!("explain lists no backendRef {}", f.backend));
                 return wrong;
             };
-            let service = format!(
-                "Service {} port {}",
-                snapshot.services[f.service].key.namespaced_name(),
-                f.target_port
-            );
-            if b.share <= 0.0 {
-                wrong.push(format!(
-                    "backendRef {} drawn, its share {}",
-                    b.backend, b.share
-                ));
-            }
-            if !b.target.starts_with(&service) {
-                wrong.push(format!(
-                    "backendRef {} is {:?}, not {service}",
-                    b.backend, b.target
-                ));
-            }
-            let listed: Vec<SocketAddr> = b.endpoints.iter().map(|x| x.address).collect();
-            let asked: Vec<SocketAddr> = marker_endpoints(f.service, f.target_port)
-                .iter()
-                .map(|x| x.address)
-                .collect();
-            if listed != asked {
-                wrong.push(format!(
-                    "backendRef {} lists the endpoints of {listed:?}, not of {service}",
-                    b.backend
-                ));
-            }
+            wrong.extend(forward_disagreements(snapshot, b, f.service, f.target_port));
             let forward = (None, None, Some(b.backend.as_str()));
-            if told(&b.outcome) != forward {
-                wrong.push(format!(
-                    "a draw to backendRef {} gets {:?}, decide forwards",
-                    b.backend, b.outcome
-                ));
-            }
             let want = if varies { by_weight } else { forward };
             if overall != want {
                 wrong.push(format!(
@@ -260,4 +242,147 @@ fn disagreements(
         }
     }
     wrong
+}
+
+/// What explain gets wrong about `b`, the backendRef a request or connection is drawn to
+/// and sent to port `target_port` of Service `service`: it must be drawable, name that
+/// Service port, list its endpoints, and say a draw there goes to it.
+fn forward_disagreements(
+    snapshot: &Snapshot,
+    b: &BackendChoice,
+    service: usize,
+    target_port: u16,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let name = format!(
+        "Service {} port {target_port}",
+        snapshot.services[service].key.namespaced_name()
+    );
+    if b.share <= 0.0 {
+        wrong.push(format!(
+            "backendRef {} drawn, its share {}",
+            b.backend, b.share
+        ));
+    }
+    if !b.target.starts_with(&name) {
+        wrong.push(format!(
+            "backendRef {} is {:?}, not {name}",
+            b.backend, b.target
+        ));
+    }
+    let listed: Vec<SocketAddr> = b.endpoints.iter().map(|x| x.address).collect();
+    let asked: Vec<SocketAddr> = marker_endpoints(service, target_port)
+        .iter()
+        .map(|x| x.address)
+        .collect();
+    if listed != asked {
+        wrong.push(format!(
+            "backendRef {} lists the endpoints of {listed:?}, not of {name}",
+            b.backend
+        ));
+    }
+    if (b.outcome.status, b.outcome.forward_to.as_deref()) != (None, Some(b.backend.as_str())) {
+        wrong.push(format!(
+            "a draw to backendRef {} gets {:?}, not sent to it",
+            b.backend, b.outcome
+        ));
+    }
+    wrong
+}
+
+/// Asserts that explain's accept path agrees with what the data plane does with a TLS
+/// connection `conn` that the TLS `listener` takes (`serve.rs`, then the TLSRoute `rule` its
+/// SNI selects and `l4::draw` with `random`): only that listener, no HTTP routing or
+/// response; each backendRef listed, the one drawn spliced to its Service port (or, when
+/// unresolved, not); and when no draw can reach a Service, an outcome that says the
+/// connection is closed.
+#[track_caller]
+pub fn assert_layer4_explain_agrees(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    listener: &Listener,
+    rule: Option<&TlsRule>,
+    random: u64,
+) {
+    let sni = conn.tls.as_ref().and_then(|t| t.sni.clone());
+    let req = Request {
+        method: "GET".into(),
+        path: "/".into(),
+        query: None,
+        headers: Vec::from_iter(sni.map(|s| ("host".to_string(), s))),
+    };
+    let e = explain(snapshot, conn, &req, &marker_endpoints);
+    let mut wrong = Vec::new();
+    let chosen: Vec<(&str, bool)> = e
+        .listeners
+        .iter()
+        .map(|c| (c.listener.as_str(), c.chosen))
+        .collect();
+    if chosen != [(listener.label().as_str(), true)] {
+        wrong.push(format!(
+            "explain lists listeners {chosen:?}, the SNI selects {}",
+            listener.label()
+        ));
+    }
+    if !e.rules.is_empty() || e.outcome.status.is_some() {
+        wrong.push("the connection is spliced, explain routes or answers it as HTTP".into());
+    }
+    let entries = rule.map_or(&[][..], |r| r.backends.entries());
+    let listed: Vec<&str> = e.backends.iter().map(|b| b.backend.as_str()).collect();
+    let configured: Vec<&str> = entries.iter().map(|b| b.name.as_str()).collect();
+    if listed != configured {
+        wrong.push(format!(
+            "explain lists backendRefs {listed:?}, the rule has {configured:?}"
+        ));
+    }
+    if let Some(r) = rule
+        && let Pick::Backend(i, b) = r.backends.pick(random)
+        && let Some(choice) = e.backends.get(i)
+    {
+        match &b.target {
+            BackendTarget::Service {
+                service,
+                target_port,
+                ..
+            } => wrong.extend(forward_disagreements(
+                snapshot,
+                choice,
+                *service,
+                *target_port,
+            )),
+            BackendTarget::Unresolved(u) => {
+                if choice.outcome.forward_to.is_some() {
+                    wrong.push(format!(
+                        "backendRef {} is unresolved ({u:?}), explain splices to it",
+                        b.name
+                    ));
+                }
+            }
+        }
+    }
+    let spliced = entries
+        .iter()
+        .any(|b| b.weight > 0 && matches!(b.target, BackendTarget::Service { .. }));
+    if !spliced && !e.outcome.why.contains("closed") {
+        wrong.push(format!(
+            "no draw reaches a Service, explain's outcome does not say the connection is closed: {:?}",
+            e.outcome.why
+        ));
+    }
+    for b in e.backends.iter().filter(|b| b.weight == 0) {
+        if b.outcome.forward_to.is_some() {
+            wrong.push(format!(
+                "backendRef {} has weight 0, explain splices to it",
+                b.backend
+            ));
+        }
+    }
+    if !wrong.is_empty() {
+        panic!(
+            "gatehouse explain disagrees with the accept path:\n  - {}\nconnection to {} (tls: {:?}), random {random}\nrule: {rule:#?}\nexplain: {e:#?}",
+            wrong.join("\n  - "),
+            conn.local,
+            conn.tls,
+        );
+    }
 }
