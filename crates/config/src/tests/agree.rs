@@ -1,7 +1,8 @@
 //! Every routing check of these tests asks `gatehouse explain` about the same request
-//! ([`assert_explain_agrees`]): the conformance cases double as explain tests (issue 16),
-//! so `gatehouse explain` cannot come to say something the data plane does not do without
-//! a conformance case failing.
+//! ([`assert_explain_agrees`], through [`decided`]), and every TLSRoute SNI check asks its
+//! accept path ([`assert_layer4_explain_agrees`]): the conformance cases double as explain
+//! tests (issue 16), so `gatehouse explain` cannot come to say something the data plane
+//! does not do without a conformance case failing.
 
 use super::*;
 use gatehouse_model::Snapshot;
