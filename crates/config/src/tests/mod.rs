@@ -229,7 +229,6 @@ impl RequestView for WithHost<'_> {
     }
 }
 
-/// A plaintext connection from 192.0.2.99 to `local`.
 /// The located error a configuration that does not parse gives.
 pub fn parse_error(toml: &str) -> String {
     let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
@@ -252,6 +251,7 @@ pub fn backend_names(rule: &gatehouse_model::tls::TlsRule, l: &Loaded) -> Vec<St
         .collect()
 }
 
+/// A plaintext connection from 192.0.2.99 to `local`.
 pub fn plaintext(local: SocketAddr) -> ConnInfo {
     ConnInfo::new(local, SocketAddr::from(([192, 0, 2, 99], 40000)))
 }
