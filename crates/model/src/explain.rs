@@ -8,7 +8,8 @@
 //!             on precedence, the others say which condition failed
 //! backends    each backendRef with its weight and share, and what [`decide`] does when the
 //!             weighted draw lands on it (forward, 500 unresolved, a redirect)
-//! outcome     [`decide`] itself
+//! outcome     [`decide`] itself; "drawn by weight" when draws to different backendRefs
+//!             get different answers (not the first draw's answer)
 //! ```
 //!
 //! Before any of that, the accept path's choices: a TCP listener's port splices every
@@ -222,13 +223,29 @@ pub fn explain(
             }
         });
     }
-    out.outcome = match (&decision.action, decision.rule) {
-        (Action::Forward(_), Some(rule)) if rule.backends.entries().len() > 1 => {
-            Outcome::note("forwarded to a backendRef drawn by weight (see backends)")
-        }
-        _ => outcome(&decision),
-    };
+    // The first draw's answer is every draw's unless the backendRefs' answers differ.
+    out.outcome = drawn_by_weight(&out.backends).unwrap_or_else(|| outcome(&decision));
     out
+}
+
+/// The outcome of a request whose answer depends on the backendRef drawn, or `None` when
+/// every draw gets the same answer (a backendRef of weight 0 is never drawn).
+fn drawn_by_weight(backends: &[BackendChoice]) -> Option<Outcome> {
+    let drawn: Vec<&Outcome> = backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .map(|b| &b.outcome)
+        .collect();
+    let answer = |o: &Outcome| (o.status, o.location.clone(), o.forward_to.clone());
+    let first = answer(drawn.first()?);
+    if drawn.iter().all(|o| answer(o) == first) {
+        return None;
+    }
+    Some(Outcome::note(if drawn.iter().all(|o| o.status.is_none()) {
+        "forwarded to a backendRef drawn by weight (see backends)"
+    } else {
+        "depends on the backendRef drawn by weight: some draws are answered here (see backends)"
+    }))
 }
 
 /// What happens to a connection before any HTTP is read, as the data plane's accept path
@@ -330,6 +347,7 @@ fn layer4(
     };
     out.backends = backend_choices(snapshot, &rule.backends, endpoints, |_, b| {
         match &b.target {
+            _ if b.weight == 0 => Outcome::note("weight 0: never drawn"),
             BackendTarget::Service { .. } => Outcome {
                 forward_to: Some(b.name.clone()),
                 ..Outcome::note(mode)
@@ -339,10 +357,28 @@ fn layer4(
             }
         }
     });
-    out.outcome = Outcome::note(format!(
-        "{mode} to a backendRef of {} drawn by weight (see backends); no HTTP routing",
-        rule.rule.route.namespaced_name()
-    ));
+    // As the data plane's draw (`l4::draw`): nothing to draw, or an unresolved backendRef
+    // drawn, closes the connection.
+    let route = rule.rule.route.namespaced_name();
+    let drawn = rule.backends.entries().iter().filter(|b| b.weight > 0);
+    let spliced = drawn
+        .clone()
+        .filter(|b| matches!(b.target, BackendTarget::Service { .. }))
+        .count();
+    out.outcome = Outcome::note(match (spliced, drawn.count()) {
+        (0, 0) => format!(
+            "{route} has no backendRef that can be drawn (none, or all of weight 0): the connection is closed"
+        ),
+        (0, _) => format!(
+            "every backendRef of {route} that can be drawn is unresolved: the connection is closed"
+        ),
+        (s, n) if s == n => format!(
+            "{mode} to a backendRef of {route} drawn by weight (see backends); no HTTP routing"
+        ),
+        _ => format!(
+            "{mode} to a backendRef of {route} drawn by weight, or closed when the draw lands on an unresolved one (see backends); no HTTP routing"
+        ),
+    });
     true
 }
 

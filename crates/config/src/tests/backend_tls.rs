@@ -89,7 +89,7 @@ fn target(l: &Loaded, path: &str) -> BackendTarget {
         host: "x",
     };
     let local = SocketAddr::from(([127, 0, 0, 1], 80));
-    match decide(&l.snapshot, &plaintext(local), &view, &mut || 0).action {
+    match decided(l, &plaintext(local), &view, 0).action {
         Action::Forward(f) => BackendTarget::Service {
             service: f.service,
             port: f.target_port,

@@ -24,6 +24,7 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+#[track_caller]
 fn decide_on<'s>(
     l: &'s Loaded,
     conn: &ConnInfo,
@@ -31,7 +32,7 @@ fn decide_on<'s>(
     req: &Req,
     random: u64,
 ) -> gatehouse_model::decide::Decision<'s> {
-    decide(&l.snapshot, conn, &WithHost { req, host }, &mut || random)
+    decided(l, conn, &WithHost { req, host }, random)
 }
 
 fn forward<'s>(d: gatehouse_model::decide::Decision<'s>) -> Forward<'s> {

@@ -1,7 +1,9 @@
 //! `gatehouse explain` in-process ([`gatehouse_model::explain::explain`]): the rule it calls
 //! selected is the one `decide` routes to, later matches are marked as lost on precedence,
 //! the others name the condition they fail, each backendRef says what a draw there gets, and
-//! answers without a backend (redirects, refused paths) carry their status.
+//! answers without a backend (redirects, refused paths) carry their status. The overall
+//! outcome is "drawn by weight" exactly when draws to different backendRefs are answered
+//! differently. Every other routing test checks explain as well ([`super::agree`]).
 
 use super::*;
 use gatehouse_model::explain::{EndpointState, Explanation, Request, Verdict, explain};
@@ -282,4 +284,146 @@ rules = [{ backendRefs = [{ name = "infra-backend-v2", port = 8080 }] }]
     assert_eq!(e.outcome.status, None);
     assert!(e.outcome.why.contains("refused"), "{:?}", e.outcome);
     assert!(e.listeners.is_empty());
+}
+
+/// Decides `GET /` for www.example.com with `random`, asserting explain agrees
+/// ([`super::agree::assert_explain_agrees`]), and explains it.
+fn decided_and_explained(l: &Loaded, random: u64) -> (Option<String>, Explanation) {
+    let conn = plaintext(SocketAddr::from(([127, 0, 0, 1], 80)));
+    let req = Req::get("/");
+    let view = WithHost {
+        req: &req,
+        host: "www.example.com",
+    };
+    let d = decided(l, &conn, &view, random);
+    let got = match d.action {
+        Action::Forward(f) => Some(l.snapshot.services[f.service].key.name.clone()),
+        Action::Respond(s) => describe(&s),
+    };
+    (got, explained(l, &request("GET", "/", &[])))
+}
+
+#[test]
+fn the_outcome_is_drawn_by_weight_when_the_first_backend_ref_is_unresolved_and_others_forward() {
+    let l = with_routes(
+        r#"
+[[HTTPRoute]]
+name = "split"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+rules = [{ backendRefs = [{ name = "missing", port = 8080, weight = 1 }, { name = "infra-backend-v1", port = 8080, weight = 3 }] }]
+"#,
+    );
+    // Three draws in four forward: the answer is not the first draw's 500.
+    let (got, e) = decided_and_explained(&l, 1);
+    assert_eq!(got.as_deref(), Some("infra-backend-v1"));
+    assert_eq!(e.outcome.status, None, "{:?}", e.outcome);
+    assert!(
+        e.outcome.why.contains("some draws are answered here"),
+        "{:?}",
+        e.outcome
+    );
+    let (got, _) = decided_and_explained(&l, 0);
+    assert_eq!(got.as_deref(), Some("500 (NotFound)"));
+}
+
+#[test]
+fn a_backend_ref_of_weight_zero_does_not_make_the_outcome_a_draw() {
+    let l = with_routes(
+        r#"
+[[HTTPRoute]]
+name = "one-of-two"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 1 }, { name = "infra-backend-v2", port = 8080, weight = 0 }] }]
+"#,
+    );
+    // Every request goes to v1, so that is the outcome, not "drawn by weight".
+    let (got, e) = decided_and_explained(&l, 7);
+    assert_eq!(got.as_deref(), Some("infra-backend-v1"));
+    assert_eq!(
+        e.outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v1:8080")
+    );
+}
+
+/// A TLS passthrough listener on 443 whose TLSRoutes are given by `routes`.
+fn passthrough(routes: &str) -> Loaded {
+    load_ok(&format!(
+        r#"{BACKENDS}
+[[Gateway]]
+name = "gw"
+namespace = "infra"
+gatewayClassName = "gatehouse"
+listeners = [{{ name = "pass", protocol = "TLS", port = 443, tls = {{ mode = "Passthrough" }} }}]
+{routes}"#
+    ))
+}
+
+fn passthrough_explained(l: &Loaded, sni: &str) -> Explanation {
+    let conn = client_conn(l, SocketAddr::from(([127, 0, 0, 1], 443)), sni);
+    let mut req = request("GET", "/", &[]);
+    req.headers[0].1 = sni.into();
+    explain(&l.snapshot, &conn, &req, &|_, _| {
+        Vec::<EndpointState>::new()
+    })
+}
+
+#[test]
+fn a_tls_connection_every_draw_of_which_is_unresolved_is_closed_not_passed_through() {
+    let l = passthrough(
+        r#"
+[[TLSRoute]]
+name = "db"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["db.example.com"]
+rules = [{ backendRefs = [{ name = "missing", port = 8080 }] }]
+"#,
+    );
+    let e = passthrough_explained(&l, "db.example.com");
+    assert_eq!(e.backends[0].outcome.forward_to, None);
+    assert!(
+        e.outcome.why.contains("the connection is closed") && !e.outcome.why.contains("passed"),
+        "{:?}",
+        e.outcome
+    );
+}
+
+#[test]
+fn a_layer4_backend_ref_of_weight_zero_is_never_drawn_and_all_zero_closes_the_connection() {
+    let l = passthrough(
+        r#"
+[[TLSRoute]]
+name = "one"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["one.example.com"]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080 }, { name = "infra-backend-v2", port = 8080, weight = 0 }] }]
+[[TLSRoute]]
+name = "none"
+namespace = "infra"
+parentRefs = [{ name = "gw" }]
+hostnames = ["none.example.com"]
+rules = [{ backendRefs = [{ name = "infra-backend-v1", port = 8080, weight = 0 }] }]
+"#,
+    );
+    let e = passthrough_explained(&l, "one.example.com");
+    assert_eq!(
+        e.backends[0].outcome.forward_to.as_deref(),
+        Some("infra/infra-backend-v1:8080")
+    );
+    assert_eq!(e.backends[1].outcome.forward_to, None);
+    assert!(e.backends[1].outcome.why.contains("never drawn"));
+    assert!(
+        e.outcome.why.starts_with("passed through"),
+        "{:?}",
+        e.outcome
+    );
+    let e = passthrough_explained(&l, "none.example.com");
+    assert!(
+        e.outcome.why.contains("the connection is closed"),
+        "{:?}",
+        e.outcome
+    );
 }

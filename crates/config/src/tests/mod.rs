@@ -1,6 +1,7 @@
 //! Whole-pipeline tests: TOML in, status and routing out. Each test is named for the Gateway
 //! API rule or conformance case it checks.
 
+mod agree;
 mod backend_tls;
 mod backend_tls_l4;
 mod certificates;
@@ -16,6 +17,7 @@ mod tls_routes;
 mod udp_routes;
 
 use crate::{Loaded, SourceFile, load};
+use agree::decided;
 use gatehouse_model::conn::ConnInfo;
 use gatehouse_model::decide::{Action, decide};
 use gatehouse_model::http::RequestView;
@@ -227,7 +229,6 @@ impl RequestView for WithHost<'_> {
     }
 }
 
-/// A plaintext connection from 192.0.2.99 to `local`.
 /// The located error a configuration that does not parse gives.
 pub fn parse_error(toml: &str) -> String {
     let src = SourceFile::new("gatehouse.toml", "/etc/gatehouse/gatehouse.toml", toml);
@@ -250,8 +251,31 @@ pub fn backend_names(rule: &gatehouse_model::tls::TlsRule, l: &Loaded) -> Vec<St
         .collect()
 }
 
+/// A plaintext connection from 192.0.2.99 to `local`.
 pub fn plaintext(local: SocketAddr) -> ConnInfo {
     ConnInfo::new(local, SocketAddr::from(([192, 0, 2, 99], 40000)))
+}
+
+/// The connection a client of `http(s)://host/` makes to `local`: TLS with `host` as its
+/// SNI where the port's listeners speak TLS, plaintext elsewhere (as the daemon's accept
+/// path tells them apart).
+pub fn client_conn(l: &Loaded, local: SocketAddr, host: &str) -> ConnInfo {
+    let mut conn = plaintext(local);
+    let tls = l
+        .snapshot
+        .ports
+        .iter()
+        .any(|p| p.port == local.port() && p.tls);
+    if tls {
+        let sni = gatehouse_model::hostname::normalize_request_host(host)
+            .filter(|h| h.parse::<std::net::IpAddr>().is_err());
+        conn.tls = Some(gatehouse_model::conn::TlsInfo {
+            sni,
+            h2: false,
+            version: "TLSv1.3",
+        });
+    }
+    conn
 }
 
 /// How a routing test reads a gateway answer: `None` for 404, else the status and, for
@@ -272,8 +296,11 @@ pub fn describe(s: &Synthetic) -> Option<String> {
     Some(s.status.to_string())
 }
 
-/// Where a request to `local` with Host `host` goes, as [`decide`] says: the name of the
-/// Service chosen with `random`, `None` for 404, else the gateway's own answer.
+/// Where a request to `local` with Host `host` goes (over the connection [`client_conn`]
+/// makes), as [`decide`] says: the name of the Service chosen with `random`, `None` for 404,
+/// else the gateway's own answer. `gatehouse explain` must say the same
+/// ([`agree::assert_explain_agrees`]).
+#[track_caller]
 pub fn route_at(
     l: &Loaded,
     local: SocketAddr,
@@ -282,7 +309,7 @@ pub fn route_at(
     random: u64,
 ) -> Option<String> {
     let view = WithHost { req, host };
-    let d = decide(&l.snapshot, &plaintext(local), &view, &mut || random);
+    let d = decided(l, &client_conn(l, local, host), &view, random);
     match d.action {
         Action::Forward(f) => Some(l.snapshot.services[f.service].key.name.clone()),
         Action::Respond(s) => describe(&s),
@@ -290,6 +317,7 @@ pub fn route_at(
 }
 
 /// [`route_at`] on 127.0.0.1:`port`.
+#[track_caller]
 pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> Option<String> {
     route_at(
         l,
@@ -300,6 +328,7 @@ pub fn route_with(l: &Loaded, port: u16, host: &str, req: &Req, random: u64) -> 
     )
 }
 
+#[track_caller]
 pub fn route(l: &Loaded, host: &str, uri: &str) -> Option<String> {
     route_with(l, 80, host, &Req::get(uri), 0)
 }

@@ -57,14 +57,20 @@ rules = [{{ backendRefs = [{{ name = "{backend}", port = 443 }}] }}]
     )
 }
 
-/// The Service a TLS connection with `sni` to `port` is passed to.
+/// The Service a TLS connection with `sni` to `port` is passed to (the first draw),
+/// "reject" when it is closed there, `None` when no passthrough listener or TLSRoute takes
+/// it. `gatehouse explain` must say the same ([`agree::assert_layer4_explain_agrees`]).
+#[track_caller]
 fn sni(l: &Loaded, port: u16, sni: &str) -> Option<String> {
     let local: SocketAddr = ([127, 0, 0, 1], port).into();
     let lst = l.snapshot.select_listener(local, Some(sni))?;
     let ListenerKind::TlsPassthrough { routes } = &lst.kind else {
         return None;
     };
-    let rule = routes.lookup(sni)?;
+    let rule = routes.lookup(sni);
+    let conn = client_conn(l, local, sni);
+    agree::assert_layer4_explain_agrees(&l.snapshot, &conn, lst, rule.map(|r| &**r), 0);
+    let rule = rule?;
     match rule.backends.pick(0) {
         Pick::Backend(_, b) => match &b.target {
             BackendTarget::Service { service, .. } => {
