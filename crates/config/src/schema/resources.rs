@@ -83,7 +83,8 @@ pub struct Gateway {
     /// 1 to 64 listeners, unique by name and by (port, protocol, hostname).
     #[schemars(length(min = 1, max = 64))]
     pub listeners: Vec<Listener>,
-    /// Up to 16 addresses; none: the pool's (LoadBalancerIPPool), else every address.
+    /// Up to 16 addresses; none: the first free address of a LoadBalancerIPPool, or, with
+    /// no pool, every address of the box.
     #[schemars(length(max = 16))]
     pub addresses: Option<Vec<GatewayAddress>>,
     pub infrastructure: Option<Infrastructure>,
@@ -237,7 +238,8 @@ pub struct RouteGroupKind {
     }
 ]))]
 pub struct GatewayAddress {
-    /// "IPAddress" (the default) or "Hostname".
+    /// "IPAddress" (the default); other types are accepted and reported
+    /// UnsupportedAddress.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The address, e.g. "192.0.2.10"; required for IPAddress.
@@ -333,7 +335,8 @@ pub struct ServicePort {
     pub port: Port,
     /// The endpoints' port; default `port`.
     pub target_port: Option<Port>,
-    /// e.g. "kubernetes.io/h2c", "kubernetes.io/ws".
+    /// Unset, "http", "kubernetes.io/h2c" or "kubernetes.io/ws"; others make backendRefs to
+    /// the port ResolvedRefs=False/UnsupportedProtocol.
     pub app_protocol: Option<String>,
     pub protocol: Option<TcpOnly>,
 }

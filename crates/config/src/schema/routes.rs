@@ -317,9 +317,9 @@ pub struct BackendRef {
 #[derive(JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpTimeouts {
-    /// The whole request, from the gateway's view; "0s": none.
+    /// How long the gateway may take to answer the request; "0s" disables.
     pub request: Option<Duration>,
-    /// Each try at a backend; not longer than request.
+    /// How long one request to a backend may take; "0s" disables; not longer than request.
     pub backend_request: Option<Duration>,
 }
 
