@@ -477,3 +477,53 @@ fn broken_files_the_decoder_rejects_for_their_shape_the_schema_rejects_too() {
     let left: Vec<&str> = LEFT_TO_THE_DECODER.iter().map(|(n, _)| *n).collect();
     assert_eq!(accepted, left, "broken files the schema accepts");
 }
+
+#[test]
+fn what_convert_writes_names_and_matches_the_schema() {
+    let validator = schema_validator();
+    let corpus = repo().join("tests/corpus/convert");
+    let mut inputs = vec![
+        corpus.join("every-kind.yaml"),
+        corpus.join("kubectl-list.yaml"),
+    ];
+    let mut lab: Vec<PathBuf> = std::fs::read_dir(corpus.join("lab"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    lab.sort();
+    inputs.extend(lab);
+    for input in inputs {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("convert")
+            .arg(&input)
+            .arg("-o")
+            .arg(out_dir.path())
+            .output()
+            .expect("run gatehouse convert");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            input.display(),
+            stderr(&out)
+        );
+        let written: Vec<PathBuf> = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        assert_eq!(written.len(), 1, "{}", input.display());
+        let text = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(
+            text.starts_with("#:schema file:///usr/share/gatehouse/gatehouse.schema.json\n"),
+            "{text}"
+        );
+        let errors = schema_errors(&validator, &text);
+        assert!(
+            errors.is_empty(),
+            "{} converted:\n{text}\n{}",
+            input.display(),
+            errors.join("\n")
+        );
+    }
+}

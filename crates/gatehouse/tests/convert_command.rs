@@ -279,7 +279,9 @@ fn stdin_with_a_kubectl_list_converts_to_stdout() {
     assert_eq!(stderr(&out), "");
     let toml = stdout(&out);
     assert!(
-        toml.starts_with("# Converted by `gatehouse convert` from stdin.\n"),
+        toml.starts_with(
+            "#:schema file:///usr/share/gatehouse/gatehouse.schema.json\n# Converted by `gatehouse convert` from stdin.\n"
+        ),
         "{toml}"
     );
     assert!(

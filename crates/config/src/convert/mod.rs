@@ -130,7 +130,8 @@ pub fn convert(inputs: &[Input<'_>]) -> Result<Converted, Vec<ConvertError>> {
         }
         let file_name = toml_name(input.name, &converted.outputs);
         let mut toml = format!(
-            "# Converted by `gatehouse convert` from {}.\n",
+            "{}\n# Converted by `gatehouse convert` from {}.\n",
+            crate::schema::DIRECTIVE,
             if input.name == "-" {
                 "stdin"
             } else {

@@ -1,6 +1,7 @@
 //! The JSON Schema of a configuration file, for editors: a TOML language server (taplo, Even
 //! Better TOML) completes and checks keys with it. `gatehouse schema` prints it and the
-//! package installs it as [`INSTALLED_PATH`]; the shipped files name it in a `#:schema` line.
+//! package installs it as [`INSTALLED_PATH`]; the shipped files, and what `gatehouse convert`
+//! writes, name it in their first line ([`DIRECTIVE`]).
 //!
 //! The decoder (`parse/`) reads the TOML by hand to locate every error, so the schema is
 //! described here as shape types and generated from them with schemars. Tests
@@ -29,8 +30,13 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
-/// Where the package installs the schema; the `#:schema` line of the shipped files.
+/// Where the package installs the schema.
 pub const INSTALLED_PATH: &str = "/usr/share/gatehouse/gatehouse.schema.json";
+
+/// The first line of the shipped files and of what `gatehouse convert` writes: taplo's
+/// header directive naming the installed schema (a URL; a bare path would be taken as
+/// relative to the file).
+pub const DIRECTIVE: &str = "#:schema file:///usr/share/gatehouse/gatehouse.schema.json";
 
 /// One file of the configuration directory: `gatehouse.toml` or a `conf.d/**/*.toml`.
 /// Resources are arrays of tables named after their kind (`[[Gateway]]`); the daemon

@@ -239,6 +239,14 @@ fn the_top_level_keys_are_the_resource_kinds_and_the_daemon_tables() {
 }
 
 #[test]
+fn the_directive_names_the_installed_schema_as_a_file_url() {
+    assert_eq!(
+        super::DIRECTIVE,
+        format!("#:schema file://{}", super::INSTALLED_PATH)
+    );
+}
+
+#[test]
 fn the_schema_is_draft_7_and_has_no_null() {
     let text = super::json_schema_text();
     let schema: Value = serde_json::from_str(&text).expect("JSON");
