@@ -8,6 +8,7 @@ pub mod peers;
 pub mod process;
 pub mod raw;
 pub mod tcp;
+pub mod tls;
 
 pub use client::{Client, Resp};
 pub use process::{Echo, Gateway, unique_ip};

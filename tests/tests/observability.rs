@@ -5,9 +5,6 @@
 //! one per request or passthrough connection; none with `accessLog = false`), and the Grafana
 //! dashboard under packaging/ uses only metrics the daemon exports.
 
-#[allow(unused_macros)]
-#[macro_use]
-mod tls_support;
 mod observability_support;
 /// The `/status` test, in a file of its own for length.
 #[path = "observability_support/status.rs"]

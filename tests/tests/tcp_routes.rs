@@ -5,16 +5,13 @@
 //! certificate the SNI selects and spliced as plaintext to a TCP backend (a close_notify
 //! half-closes it), with rustls and with `openssl s_client` as clients.
 
-#[allow(unused_macros)]
-mod tls_support;
-
 use gatehouse_tests::process::DEADLINE;
 use gatehouse_tests::raw::{exchange, metric};
+use gatehouse_tests::tls::{Ca, KeyKind, Tls, expect_rejected, peer_leaf};
 use gatehouse_tests::{ConfigDir, Gateway, TcpBackend, unique_ip};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use tls_support::{Ca, KeyKind, Tls, expect_rejected, peer_leaf};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
 const PORT: u16 = 9000;

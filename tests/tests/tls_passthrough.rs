@@ -5,14 +5,12 @@
 //! lab of CONFIG.md (basic-https + the nginx passthrough on one port, with a real
 //! `openssl s_server`) and the TLSRoute cases of gateway-api-semantics.md §1.6.
 
-#[macro_use]
-mod tls_support;
 mod common;
 
 use common::{INFRA, echo, gateway, service};
-use gatehouse_tests::{ConfigDir, Echo, Gateway, unique_ip};
+use gatehouse_tests::tls::*;
+use gatehouse_tests::{ConfigDir, Echo, Gateway, require_openssl, unique_ip};
 use std::net::SocketAddr;
-use tls_support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Connects through the gateway to a [`TlsBackend`] and checks everything a passthrough

@@ -4,14 +4,12 @@
 //! §1.5 (HTTPRouteHTTPSListener and the misdirected-request table, over HTTP/2 and HTTP/1.1).
 //! Certificates are made at test time by a test CA; the client trusts that CA only.
 
-#[macro_use]
-mod tls_support;
 mod common;
 
 use common::{INFRA, Infra, echo, gateway, service};
-use gatehouse_tests::{ConfigDir, Echo, Gateway, unique_ip};
+use gatehouse_tests::tls::*;
+use gatehouse_tests::{ConfigDir, Echo, Gateway, require_openssl, unique_ip};
 use std::net::{Ipv4Addr, SocketAddr};
-use tls_support::*;
 
 /// One HTTPS listener for `www.example.com` on :443 with a `kind` certificate, and an
 /// HTTPRoute to an echo backend named `web`.

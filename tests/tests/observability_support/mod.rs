@@ -5,11 +5,11 @@
 
 #![allow(dead_code)]
 
-use crate::tls_support::{
+use gatehouse_tests::process::DEADLINE;
+use gatehouse_tests::tls::{
     Ca, Https, KeyKind, Tap, Tls, TlsBackend, expect_rejected, https_listener, tcp, tls_listener,
     tls_route, tls_service,
 };
-use gatehouse_tests::process::DEADLINE;
 use gatehouse_tests::{Client, ConfigDir, Echo, Gateway, Resp, unique_ip};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -2,8 +2,7 @@
 //! Gateway API conditions exactly, the generation and reload fields, and the tables.
 
 use crate::observability_support::*;
-use crate::tls_support;
-use gatehouse_tests::{ConfigDir, Echo, Gateway, gatehouse_bin, unique_ip};
+use gatehouse_tests::{ConfigDir, Echo, Gateway, gatehouse_bin, tls, unique_ip};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -77,7 +76,7 @@ keyFile = "certs/absent-key.pem"
         ip,
         &[
             http_listener("web", Some("*.example.com")),
-            tls_support::https_listener("secure", 443, Some("secure.example.com"), "broken-cert"),
+            tls::https_listener("secure", 443, Some("secure.example.com"), "broken-cert"),
         ],
     ));
     for name in ["one", "two"] {

@@ -1,15 +1,14 @@
-//! Shared by `tls_terminate.rs` and `tls_passthrough.rs`: a test CA and leaf certificates made
-//! at test time (rcgen, plus the `openssl` CLI for RSA keys and the PKCS#1/SEC1 encodings), a
-//! rustls client (ring) that checks the chain against the test CA and reports which leaf it
-//! got, HTTP/1.1 and HTTP/2 over that client, the "rejected without a TLS alert" check of the
-//! conformance harness, and TLS backends for passthrough (an in-process rustls server that
-//! reports the SNI it saw, and `openssl s_server`).
+//! TLS for the tests (`tls_terminate.rs`, `tls_passthrough.rs`, `tcp_routes.rs` and the
+//! observability lab): a test CA and leaf certificates made at test time (rcgen, plus the
+//! `openssl` CLI for RSA keys and the PKCS#1/SEC1 encodings), a rustls client (ring) that
+//! checks the chain against the test CA and reports which leaf it got, HTTP/1.1 and HTTP/2
+//! over that client, the "rejected without a TLS alert" check of the conformance harness, and
+//! TLS backends for passthrough (an in-process rustls server that reports the SNI it saw, and
+//! `openssl s_server`).
 
-#![allow(dead_code)]
-
+use crate::process::DEADLINE;
+use crate::{ConfigDir, Gateway, Resp};
 use bytes::Bytes;
-use gatehouse_tests::process::DEADLINE;
-use gatehouse_tests::{ConfigDir, Gateway, Resp};
 use http_body_util::{BodyExt as _, Full};
 use hyper::Request;
 use hyper::client::conn::{http1, http2};
@@ -73,9 +72,10 @@ pub fn openssl_missing() -> Option<String> {
 }
 
 /// Returns from the test, printing why, when the `openssl` CLI is missing.
+#[macro_export]
 macro_rules! require_openssl {
     () => {
-        if let Some(why) = crate::tls_support::openssl_missing() {
+        if let Some(why) = $crate::tls::openssl_missing() {
             println!("SKIPPED: {why}");
             return;
         }
@@ -774,7 +774,7 @@ pub struct TlsBackend {
 impl TlsBackend {
     /// Listens on a fresh loopback address, port 8443, presenting `leaf`.
     pub async fn start(name: &str, leaf: Leaf) -> TlsBackend {
-        let listener = TcpListener::bind(SocketAddr::from((gatehouse_tests::unique_ip(), 8443)))
+        let listener = TcpListener::bind(SocketAddr::from((crate::unique_ip(), 8443)))
             .await
             .expect("bind TLS backend");
         let addr = listener.local_addr().expect("local addr");
