@@ -3,6 +3,7 @@
 //! (HTTP/1.1 and h2c with prior knowledge) that sets any Host.
 
 pub mod client;
+pub mod conformance;
 pub mod dns;
 pub mod peers;
 pub mod process;

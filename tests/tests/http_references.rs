@@ -3,9 +3,7 @@
 //! backend (all weights zero, no endpoints, an endpoint that refuses connections), against the
 //! real binary. Each Gateway has an address of its own; the backends are `gatehouse echo`.
 
-mod common;
-
-use common::{
+use gatehouse_tests::conformance::{
     APP, Checker, INFRA, Infra, SERVER_ERROR, UNAVAILABLE, WEB, Want, describe, echo, namespaces,
     reload, same_namespace, service, start,
 };

@@ -2,13 +2,11 @@
 //! real binary: one test per case, named after it, with the catalog's hosts, paths and
 //! expectations. Every Gateway has an address of its own; the backends are `gatehouse echo`.
 
-mod common;
-
-use common::{
+use gatehouse_tests::conformance::{
     Checker, INFRA, Infra, NOT_FOUND, SERVER_ERROR, V1, V2, V3, WEB, Want, describe, echo, gateway,
     http_listener, namespaces, same_namespace, service, start,
 };
-use gatehouse_tests::{Client, Gateway, unique_ip};
+use gatehouse_tests::{Client, Gateway, conformance, unique_ip};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -608,7 +606,7 @@ backendRefs = [
     assert!(
         (v1 - 0.7).abs() <= 0.02 && (v2 - 0.3).abs() <= 0.02 && share("infra-backend-v3") == 0.0,
         "70/30/0 over {REQUESTS} requests gave {counts:?}\n{}",
-        common::log_tail(&gw, 20)
+        conformance::log_tail(&gw, 20)
     );
     assert_eq!(
         counts.values().sum::<usize>(),

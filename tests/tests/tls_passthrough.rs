@@ -5,9 +5,7 @@
 //! lab of CONFIG.md (basic-https + the nginx passthrough on one port, with a real
 //! `openssl s_server`) and the TLSRoute cases of gateway-api-semantics.md §1.6.
 
-mod common;
-
-use common::{INFRA, echo, gateway, service};
+use gatehouse_tests::conformance::{INFRA, echo, gateway, service};
 use gatehouse_tests::tls::*;
 use gatehouse_tests::{ConfigDir, Echo, Gateway, require_openssl, unique_ip};
 use std::net::SocketAddr;

@@ -4,9 +4,7 @@
 //! §1.5 (HTTPRouteHTTPSListener and the misdirected-request table, over HTTP/2 and HTTP/1.1).
 //! Certificates are made at test time by a test CA; the client trusts that CA only.
 
-mod common;
-
-use common::{INFRA, Infra, echo, gateway, service};
+use gatehouse_tests::conformance::{INFRA, Infra, echo, gateway, service};
 use gatehouse_tests::tls::*;
 use gatehouse_tests::{ConfigDir, Echo, Gateway, require_openssl, unique_ip};
 use std::net::{Ipv4Addr, SocketAddr};

@@ -1,6 +1,6 @@
-//! Configuration snippets for TLS: HTTPS (Terminate) and TLS (Passthrough) listeners as inline
-//! tables (for `common::gateway`), HTTPRoutes and TLSRoutes with their parentRefs, Services in
-//! front of TLS backends, and a gateway started on them.
+//! Configuration snippets for TLS: HTTPS (Terminate) and TLS (Passthrough) listeners as
+//! inline tables (for [`crate::conformance::gateway`]), HTTPRoutes and TLSRoutes with their
+//! parentRefs, Services in front of TLS backends, and a gateway started on them.
 
 use crate::{ConfigDir, Gateway};
 use std::net::{Ipv4Addr, SocketAddr};

@@ -1,12 +1,11 @@
-//! Shared by `http_routing.rs` and `http_references.rs`: the conformance fixtures of
-//! `gateway-api-semantics.md` §0 as gatehouse TOML (namespaces, the infra backends as Services
-//! in front of `gatehouse echo` processes, Gateways on addresses of their own), and a checker
-//! that sends the catalog's requests and collects every mismatch of a case before failing.
+//! The conformance fixtures of `gateway-api-semantics.md` §0 as gatehouse TOML (namespaces,
+//! the infra backends as Services in front of `gatehouse echo` processes, Gateways on
+//! addresses of their own), and a checker that sends the catalog's requests and collects every
+//! mismatch of a case before failing. Used by `http_routing.rs` and `http_references.rs`; the
+//! fixtures also by `tls_terminate.rs` and `tls_passthrough.rs`.
 
-#![allow(dead_code)]
-
-use gatehouse_tests::client::build;
-use gatehouse_tests::{Client, ConfigDir, Echo, Gateway, Resp, unique_ip};
+use crate::client::build;
+use crate::{Client, ConfigDir, Echo, Gateway, Resp, unique_ip};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
