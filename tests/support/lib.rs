@@ -2,6 +2,7 @@
 //! backends on loopback addresses of their own, configuration directories, and an HTTP client
 //! (HTTP/1.1 and h2c with prior knowledge) that sets any Host.
 
+pub mod backend_tls;
 pub mod client;
 pub mod conformance;
 pub mod dns;

@@ -4,9 +4,7 @@
 //! `gatehouse_backend_tls_errors_total`). Skipped, with the reason printed, when `openssl`
 //! is not installed.
 
-mod backend_tls_support;
-
-use backend_tls_support::{Ca, TlsBackend, have_openssl, log_has};
+use gatehouse_tests::backend_tls::{Ca, TlsBackend, have_openssl, log_has};
 use gatehouse_tests::{Client, ConfigDir, Gateway, Resp, text, unique_ip};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -6,9 +6,7 @@
 //! backend as close_notify while the other direction keeps flowing. Skipped, with the reason
 //! printed, when `openssl` is not installed.
 
-mod backend_tls_support;
-
-use backend_tls_support::{Ca, TlsBackend, have_openssl, log_has};
+use gatehouse_tests::backend_tls::{Ca, TlsBackend, have_openssl, log_has};
 use gatehouse_tests::process::DEADLINE;
 use gatehouse_tests::raw::metric;
 use gatehouse_tests::{ConfigDir, Gateway, text, unique_ip};

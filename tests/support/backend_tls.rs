@@ -3,9 +3,7 @@
 //! an echo of reversed lines for raw streams; optionally requiring a client certificate),
 //! and a wait on the gateway's log.
 
-#![allow(dead_code)]
-
-use gatehouse_tests::{ConfigDir, Gateway, unique_ip};
+use crate::{ConfigDir, Gateway, unique_ip};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -18,6 +16,12 @@ use std::time::{Duration, Instant};
 pub struct Ca {
     pub pem: String,
     issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
 }
 
 impl Ca {
@@ -73,6 +77,7 @@ impl Ca {
 }
 
 /// `openssl s_server` on a loopback address of its own, killed when dropped.
+#[derive(Debug)]
 pub struct TlsBackend {
     child: Child,
     pub addr: SocketAddr,
