@@ -11,6 +11,7 @@ pub mod process;
 pub mod raw;
 pub mod tcp;
 pub mod tls;
+pub mod vips;
 
 pub use client::{Client, Resp};
 pub use process::{Echo, Gateway, unique_ip};

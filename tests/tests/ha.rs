@@ -16,9 +16,9 @@
 //! (`--nocapture`); `GATEHOUSE_HA_TIMELINE=1` prints each move's keepalived lines and
 //! requests on one time line, `GATEHOUSE_HA_LOGS=<folder>` keeps every log there.
 //!
-//! Topology (`vips_support::Net`): boxes `a` (192.0.2.1 and 2001:db8::1, priority 150) and
-//! `b` (.2, ::2, priority 100), client `c` (.3, ::3), each in a network namespace on a
-//! bridge; each box runs `gatehouse run`, a `gatehouse echo` backend named after it and
+//! Topology (`gatehouse_tests::vips::Net`): boxes `a` (192.0.2.1 and 2001:db8::1, priority
+//! 150) and `b` (.2, ::2, priority 100), client `c` (.3, ::3), each in a network namespace on
+//! a bridge; each box runs `gatehouse run`, a `gatehouse echo` backend named after it and
 //! `keepalived --vrrp` with unicast peers: one VRRPv3 instance per family. VIPs 192.0.2.100
 //! and 2001:db8::100, port 80. The client and the frame capture are this test binary re-run
 //! inside `c`.
@@ -28,15 +28,14 @@
 //! (`cargo build -p gatehouse`). Every wait has a deadline; it takes about 45 s.
 
 mod ha_support;
-mod vips_support;
 
+use gatehouse_tests::vips::{
+    self, Capture, DEADLINE, IFACE, Net, ROLE, VIP4, VIP6, learn_from_announcements, mac_text,
+    parse_mac, skip_without, sysctl, wait_until,
+};
 use ha_support::client::{Answer, Client, TIMEOUT, ms, now_us};
 use ha_support::{Exchange, HaBox, HaSettings, VIPS, arp_exchanges};
 use std::time::{Duration, Instant};
-use vips_support::{
-    Capture, DEADLINE, IFACE, Net, ROLE, VIP4, VIP6, learn_from_announcements, mac_text, parse_mac,
-    skip_without, sysctl, wait_until,
-};
 
 /// The bound on a takeover, as the client sees it.
 const TAKEOVER_WITHIN: Duration = Duration::from_secs(1);
@@ -87,7 +86,7 @@ struct Lab {
     boxes: [HaBox; 2],
     client: Client,
     capture: Capture,
-    c: vips_support::Host,
+    c: vips::Host,
     holder: usize,
     /// (instant, wall clock) taken together, to place the client's times among instants.
     clock: (Instant, u64),
@@ -399,7 +398,7 @@ impl Drop for Lab {
 }
 
 fn link(b: &HaBox, state: &str) {
-    vips_support::ip(&["-n", &b.host.ns, "link", "set", &b.host.iface, state]);
+    vips::ip(&["-n", &b.host.ns, "link", "set", &b.host.iface, state]);
 }
 
 /// No ARP request got replies from two different MACs.
@@ -495,7 +494,7 @@ fn keepalived_moves_the_vips_to_the_other_box_within_one_second() {
     }
     let capture = Capture::start(&c);
 
-    let settings = |priority, peer: &vips_support::Host| HaSettings {
+    let settings = |priority, peer: &vips::Host| HaSettings {
         priority,
         peers: [peer.v4.clone(), peer.v6.clone()],
         preempt: false,
@@ -534,8 +533,8 @@ fn keepalived_moves_the_vips_to_the_other_box_within_one_second() {
     assert!(
         !split,
         "b did not stay BACKUP while a is MASTER (its instances must hear a's adverts):\n{}\n{}\n--- b's include file:\n{}\n--- b keepalived:\n{}",
-        vips_support::addresses(&a.ns),
-        vips_support::addresses(&b.ns),
+        vips::addresses(&a.ns),
+        vips::addresses(&b.ns),
         box_b.include(),
         box_b.keepalived().log()
     );
@@ -664,7 +663,7 @@ fn keepalived_moves_the_vips_to_the_other_box_within_one_second() {
     let names = net.names();
     drop(lab);
     drop(net);
-    let list = vips_support::ip(&["netns", "list"]);
+    let list = vips::ip(&["netns", "list"]);
     for name in names {
         assert!(
             !list
@@ -683,7 +682,7 @@ fn child_process_entry_point() {
         return;
     };
     match role.as_str() {
-        "capture" => vips_support::capture(&std::env::var(IFACE).expect("GATEHOUSE_VIPS_IFACE")),
+        "capture" => vips::capture(&std::env::var(IFACE).expect("GATEHOUSE_VIPS_IFACE")),
         "client" => ha_support::client::client(),
         other => panic!("unknown role {other}"),
     }

@@ -8,13 +8,11 @@
 //! it needs root, `ip` and keepalived (Debian's package); without them it prints "skipped:
 //! <reason>" and passes, unless `CI` is set.
 
-mod vips_support;
-
 use gatehouse_tests::gatehouse_bin;
+use gatehouse_tests::vips::{Net, Proc, ip, skip_without, wait_until};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use vips_support::{Net, Proc, ip, skip_without, wait_until};
 
 fn skipped() -> bool {
     skip_without(&[("keepalived", "keepalived")])

@@ -12,20 +12,19 @@
 //! of its own, with addresses from 192.0.2.0/24 and 2001:db8::/64 only: host `a` is
 //! 192.0.2.1 and 2001:db8::1, `b` .2 and ::2, `c` .3 and ::3. The gateway namespaces run
 //! `gatehouse run` and a `gatehouse echo` backend on 127.0.0.1:3000; the client namespace
-//! captures frames with this test binary re-run inside it (see `vips_support`). Nothing
-//! waits a fixed time: every wait has a deadline.
+//! captures frames with this test binary re-run inside it (see `gatehouse_tests::vips`).
+//! Nothing waits a fixed time: every wait has a deadline.
 
 #[path = "vips/ownership.rs"]
 mod ownership;
-mod vips_support;
 
-use std::time::{Duration, Instant};
-use vips_support::{
-    Capture, DEADLINE, GARP_COUNT, Gatehouse, Host, IFACE, Net, POLL, PRE_EXISTING, ROLE, VIP4,
-    VIP6, addr_line, addresses, capture, curl, echo_service, gateway, has_addr,
+use gatehouse_tests::vips::{
+    self, Capture, DEADLINE, GARP_COUNT, Gatehouse, Host, IFACE, Net, POLL, PRE_EXISTING, ROLE,
+    VIP4, VIP6, addr_line, addresses, capture, curl, echo_service, gateway, has_addr,
     learn_from_announcements, neigh_mac, neigh_text, skip, start_echo, status_addresses, sysctl,
     wait_echo, wait_until,
 };
+use std::time::{Duration, Instant};
 
 /// How long a VIP removed by hand may stay off (the daemon checks every second).
 const PUT_BACK_WITHIN: Duration = Duration::from_secs(3);
@@ -122,7 +121,7 @@ fn assert_announced(capture: &Capture, mac: &str, v4: &[&str], v6: &[&str], sinc
         all.join("\n"),
         capture.log()
     );
-    let mac_bytes = vips_support::parse_mac(mac);
+    let mac_bytes = vips::parse_mac(mac);
     for vip in v4 {
         for arp in capture.garps(mac, vip, since) {
             assert_eq!(arp.sender_mac, mac_bytes, "ARP sender MAC: {arp:?}");
@@ -151,7 +150,7 @@ fn assert_announced(capture: &Capture, mac: &str, v4: &[&str], v6: &[&str], sinc
 fn finish(net: Net) {
     let names = net.names();
     drop(net);
-    let list = vips_support::ip(&["netns", "list"]);
+    let list = vips::ip(&["netns", "list"]);
     for name in names {
         assert!(
             !list
@@ -172,7 +171,7 @@ fn vips_chosen_by_subnet_are_announced_learned_served_put_back_and_removed_on_si
     learn_from_announcements(&client);
     // An address that was there before gatehouse: used, never removed.
     let pre = format!("{PRE_EXISTING}/32");
-    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
     let echo = start_echo(&gw.ns, "echo-a");
     let capture = Capture::start(&client);
 
@@ -200,8 +199,8 @@ fn vips_chosen_by_subnet_are_announced_learned_served_put_back_and_removed_on_si
     // Removed by hand: put back.
     let v4 = format!("{VIP4}/32");
     let v6 = format!("{VIP6}/128");
-    vips_support::ip(&["-n", &gw.ns, "addr", "del", &v4, "dev", &gw.iface]);
-    vips_support::ip(&["-n", &gw.ns, "addr", "del", &v6, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "del", &v4, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "del", &v6, "dev", &gw.iface]);
     let removed = Instant::now();
     let back = wait_until(PUT_BACK_WITHIN, || {
         has_addr(&gw.ns, VIP4) && has_addr(&gw.ns, VIP6)
@@ -250,7 +249,7 @@ fn a_vip_removed_from_the_file_is_withdrawn_but_a_preexisting_address_never_is()
     let net = Net::new(&["a", "c"]);
     let (gw, client) = (net.host("a").clone(), net.host("c").clone());
     let pre = format!("{PRE_EXISTING}/32");
-    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
     let echo = start_echo(&gw.ns, "echo-a");
 
     let mut gh = Gatehouse::new(&gw.ns);
@@ -322,8 +321,8 @@ fn a_named_interface_holds_a_vip_that_no_subnet_holds() {
     // No IPv4 subnet on the gateway, only a route to the LAN: only `interface = ...` can
     // place the VIP.
     let own = format!("{}/24", gw.v4);
-    vips_support::ip(&["-n", &gw.ns, "addr", "del", &own, "dev", &gw.iface]);
-    vips_support::ip(&[
+    vips::ip(&["-n", &gw.ns, "addr", "del", &own, "dev", &gw.iface]);
+    vips::ip(&[
         "-n",
         &gw.ns,
         "route",

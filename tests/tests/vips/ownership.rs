@@ -14,7 +14,7 @@
 //!   go of the address, gatehouse claims it within `conflictRetry` (plus a probe).
 
 use super::{assert_announced, assert_host_address, assert_served, finish};
-use crate::vips_support::{
+use gatehouse_tests::vips::{
     self, CONFLICT_RETRY_SECONDS, Capture, DEADLINE, Gatehouse, Net, PRE_EXISTING, VIP4, VIP6,
     addresses, echo_service, gateway, gateway_condition, has_addr, learn_from_announcements, skip,
     start_echo, wait_until,
@@ -38,7 +38,7 @@ fn after_a_sigkill_the_next_gatehouse_adopts_kept_vips_and_removes_dropped_ones(
     let (gw, client) = (net.host("a").clone(), net.host("c").clone());
     learn_from_announcements(&client);
     let pre = format!("{PRE_EXISTING}/32");
-    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
     let echo = start_echo(&gw.ns, "echo-a");
     let capture = Capture::start(&client);
 
@@ -165,8 +165,8 @@ fn a_vip_another_host_answers_for_is_not_claimed_until_that_host_lets_go() {
     // The other host holds both VIPs (and answers ARP / neighbour solicitations for them).
     let v4 = format!("{VIP4}/32");
     let v6 = format!("{VIP6}/128");
-    vips_support::ip(&["-n", &other.ns, "addr", "add", &v4, "dev", &other.iface]);
-    vips_support::ip(&[
+    vips::ip(&["-n", &other.ns, "addr", "add", &v4, "dev", &other.iface]);
+    vips::ip(&[
         "-n",
         &other.ns,
         "addr",
@@ -204,8 +204,8 @@ fn a_vip_another_host_answers_for_is_not_claimed_until_that_host_lets_go() {
     eprintln!("Programmed=False: {message}");
 
     // The other host lets go; gatehouse claims them at its next retry.
-    vips_support::ip(&["-n", &other.ns, "addr", "del", &v4, "dev", &other.iface]);
-    vips_support::ip(&["-n", &other.ns, "addr", "del", &v6, "dev", &other.iface]);
+    vips::ip(&["-n", &other.ns, "addr", "del", &v4, "dev", &other.iface]);
+    vips::ip(&["-n", &other.ns, "addr", "del", &v6, "dev", &other.iface]);
     let released = Instant::now();
     let within = Duration::from_secs(CONFLICT_RETRY_SECONDS + 3);
     let claimed = wait_until(within, || has_addr(&gw.ns, VIP4) && has_addr(&gw.ns, VIP6));
@@ -260,8 +260,7 @@ fn a_reload_that_names_another_interface_moves_gatehouses_address_there() {
     let moved = [(VIP4, Some(other)), (VIP6, None)];
     gh.reconfigure(&gh.config(&(gateway("gw", &moved) + &echo_service())));
     let on_other = wait_until(DEADLINE, || {
-        vips_support::addr_line(&gw.ns, VIP4)
-            .is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
+        vips::addr_line(&gw.ns, VIP4).is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
     });
     assert!(
         on_other,
@@ -295,11 +294,11 @@ fn a_reload_that_names_another_interface_moves_gatehouses_address_there() {
 /// A veth pair `gh-move0`/`gh-move1` in `ns`, both up: a second interface on which nothing
 /// answers probes.
 fn second_interface(ns: &str) -> &'static str {
-    vips_support::ip(&[
+    vips::ip(&[
         "-n", ns, "link", "add", "gh-move0", "type", "veth", "peer", "name", "gh-move1",
     ]);
-    vips_support::ip(&["-n", ns, "link", "set", "gh-move1", "up"]);
-    vips_support::ip(&["-n", ns, "link", "set", "gh-move0", "up"]);
+    vips::ip(&["-n", ns, "link", "set", "gh-move1", "up"]);
+    vips::ip(&["-n", ns, "link", "set", "gh-move0", "up"]);
     "gh-move0"
 }
 
@@ -319,7 +318,7 @@ fn a_vip_whose_interface_vanishes_is_not_usable_until_the_interface_returns() {
     assert_host_address(&gw, VIP4, other);
 
     // Deleting one end of the pair deletes both, and the address with them.
-    vips_support::ip(&["-n", &gw.ns, "link", "del", other]);
+    vips::ip(&["-n", &gw.ns, "link", "del", other]);
     let not_usable = wait_until(DEADLINE, || {
         gateway_condition(&gh.status(), "gw", "Programmed")
             .is_some_and(|c| c["status"] == "False" && c["reason"] == "AddressNotUsable")
@@ -338,8 +337,7 @@ fn a_vip_whose_interface_vanishes_is_not_usable_until_the_interface_returns() {
     second_interface(&gw.ns);
     let within = Duration::from_secs(CONFLICT_RETRY_SECONDS + 3);
     let back = wait_until(within, || {
-        vips_support::addr_line(&gw.ns, VIP4)
-            .is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
+        vips::addr_line(&gw.ns, VIP4).is_some_and(|l| l.split_whitespace().nth(1) == Some(other))
     });
     assert!(
         back,
@@ -367,7 +365,7 @@ fn an_operators_address_removed_while_configured_is_claimed_as_gatehouses() {
     let net = Net::new(&["a", "c"]);
     let (gw, client) = (net.host("a").clone(), net.host("c").clone());
     let pre = format!("{PRE_EXISTING}/32");
-    vips_support::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "add", &pre, "dev", &gw.iface]);
     let echo = start_echo(&gw.ns, "echo-a");
 
     let mut gh = Gatehouse::new(&gw.ns);
@@ -376,7 +374,7 @@ fn an_operators_address_removed_while_configured_is_claimed_as_gatehouses() {
     assert_served(&client, PRE_EXISTING, "echo-a");
     assert!(!ownership_file(&gh).contains(PRE_EXISTING));
 
-    vips_support::ip(&["-n", &gw.ns, "addr", "del", &pre, "dev", &gw.iface]);
+    vips::ip(&["-n", &gw.ns, "addr", "del", &pre, "dev", &gw.iface]);
     let claimed = wait_until(DEADLINE, || ownership_file(&gh).contains(PRE_EXISTING));
     assert!(
         claimed,

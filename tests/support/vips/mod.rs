@@ -1,15 +1,18 @@
-//! Helpers for `vips.rs`: network namespaces on a bridge of their own, the real binaries run
-//! inside them with `ip netns exec`, an `AF_PACKET` capture (`capture.rs`: this test binary
-//! re-run inside the client namespace), and what the tests read back: addresses, neighbour
-//! entries, HTTP answers through `curl`, the admin `/status`.
+//! Helpers for `vips.rs` (also used by `ha.rs` and `keepalived_config.rs`): network
+//! namespaces on a bridge of their own, the real binaries run inside them with
+//! `ip netns exec`, an `AF_PACKET` capture (`capture.rs`: the test binary re-run inside the
+//! client namespace), and what the tests read back: addresses, neighbour entries, HTTP
+//! answers through `curl`, the admin `/status`.
+//!
+//! A test binary that re-runs itself this way ([`Capture`], or `ha::client::Client`) must
+//! have a test named `child_process_entry_point` ([`CHILD_ARGS`]) that, when [`ROLE`] is
+//! set, runs that role's child side ([`capture`] for `capture`) and otherwise returns.
 //!
 //! Everything created is removed by guards on every path, a failed assertion included:
 //! processes are stopped first (they are declared after the [`Net`] they live in, so they are
 //! dropped before it), then the namespaces (their veths and bridge go with them).
 
-#![allow(dead_code)]
-
-use gatehouse_tests::gatehouse_bin;
+use crate::gatehouse_bin;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
@@ -20,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod capture;
-// Not every test binary that shares these helpers captures frames.
-#[allow(unused_imports)]
 pub use capture::*;
 
 /// How long anything may take to become ready or to be observed.

@@ -1,4 +1,4 @@
-//! The frame capture of `vips.rs`: announcement-like frames (ARP, ICMPv6 neighbour
+//! The frame capture of `vips.rs` and `ha.rs`: announcement-like frames (ARP, ICMPv6 neighbour
 //! advertisements) seen on a host's interface, by the test binary re-run inside the host's
 //! namespace (the `capture` role), and the parsers that read them back.
 
