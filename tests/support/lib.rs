@@ -6,6 +6,7 @@ pub mod backend_tls;
 pub mod client;
 pub mod conformance;
 pub mod dns;
+pub mod ha;
 pub mod peers;
 pub mod process;
 pub mod raw;

@@ -27,14 +27,12 @@
 //! prints "skipped: <reason>" and passes, unless `CI` is set. Build gatehouse first
 //! (`cargo build -p gatehouse`). Every wait has a deadline; it takes about 45 s.
 
-mod ha_support;
-
+use gatehouse_tests::ha::client::{Answer, Client, TIMEOUT, ms, now_us};
+use gatehouse_tests::ha::{self, Exchange, HaBox, HaSettings, VIPS, arp_exchanges};
 use gatehouse_tests::vips::{
     self, Capture, DEADLINE, IFACE, Net, ROLE, VIP4, VIP6, learn_from_announcements, mac_text,
     parse_mac, skip_without, sysctl, wait_until,
 };
-use ha_support::client::{Answer, Client, TIMEOUT, ms, now_us};
-use ha_support::{Exchange, HaBox, HaSettings, VIPS, arp_exchanges};
 use std::time::{Duration, Instant};
 
 /// The bound on a takeover, as the client sees it.
@@ -683,7 +681,7 @@ fn child_process_entry_point() {
     };
     match role.as_str() {
         "capture" => vips::capture(&std::env::var(IFACE).expect("GATEHOUSE_VIPS_IFACE")),
-        "client" => ha_support::client::client(),
+        "client" => ha::client::client(),
         other => panic!("unknown role {other}"),
     }
 }

@@ -1,5 +1,5 @@
-//! Helpers for `ha.rs`: a box (a namespace of `gatehouse_tests::vips::Net` running `gatehouse run` in
-//! `[announce] mode = "keepalived"`, its `gatehouse echo` backend and keepalived), the
+//! Helpers for `ha.rs`: a box (a namespace of [`crate::vips::Net`] running `gatehouse run`
+//! in `[announce] mode = "keepalived"`, its `gatehouse echo` backend and keepalived), the
 //! gatehouse and keepalived configurations, and the client (`client.rs`).
 //!
 //! The include file keepalived reads is the one gatehouse writes (`[ha] keepalivedConfig`);
@@ -8,7 +8,7 @@
 
 pub mod client;
 
-use gatehouse_tests::vips::{
+use crate::vips::{
     Capture, DEADLINE, GARP_COUNT, Gatehouse, Host, Proc, VIP4, VIP6, curl, echo_service, gateway,
     has_addr, parse_arp, start_echo,
 };
@@ -114,7 +114,7 @@ impl Keepalived {
         };
         let pid_file = files.join("keepalived.pid");
         assert!(
-            gatehouse_tests::vips::wait_until(DEADLINE, || pid_file.exists()),
+            crate::vips::wait_until(DEADLINE, || pid_file.exists()),
             "keepalived never wrote {}:\n{}",
             pid_file.display(),
             k.proc.log()
@@ -154,7 +154,7 @@ impl Keepalived {
         else {
             return;
         };
-        let gone = gatehouse_tests::vips::wait_until(Duration::from_secs(3), || {
+        let gone = crate::vips::wait_until(Duration::from_secs(3), || {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .map_or(true, |comm| comm.trim() != "keepalived")
         });
@@ -211,7 +211,7 @@ impl HaBox {
         b.gh.start();
         let include = b.include_path();
         assert!(
-            gatehouse_tests::vips::wait_until(DEADLINE, || include.exists()),
+            crate::vips::wait_until(DEADLINE, || include.exists()),
             "gatehouse on {name} never wrote {}:\n{}",
             include.display(),
             b.gh.log()

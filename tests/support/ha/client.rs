@@ -6,7 +6,7 @@
 //! delays no other: the client keeps sampling every 10 ms through an outage. Times are
 //! wall-clock microseconds ([`now_us`]), comparable between the two processes.
 
-use gatehouse_tests::vips::{CHILD_ARGS, Host, IFACE, Proc, ROLE, parse_mac};
+use crate::vips::{CHILD_ARGS, Host, IFACE, Proc, ROLE, parse_mac};
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
