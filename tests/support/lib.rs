@@ -7,6 +7,7 @@ pub mod client;
 pub mod conformance;
 pub mod dns;
 pub mod ha;
+pub mod observability;
 pub mod peers;
 pub mod process;
 pub mod raw;

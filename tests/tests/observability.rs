@@ -5,14 +5,13 @@
 //! one per request or passthrough connection; none with `accessLog = false`), and the Grafana
 //! dashboard under packaging/ uses only metrics the daemon exports.
 
-mod observability_support;
 /// The `/status` test, in a file of its own for length.
-#[path = "observability_support/status.rs"]
+#[path = "observability/status.rs"]
 mod status;
 
+use gatehouse_tests::observability::*;
 use gatehouse_tests::process::DEADLINE;
 use gatehouse_tests::{Client, ConfigDir, Echo, Gateway, repo_root, unique_ip};
-use observability_support::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write as _;

@@ -1,7 +1,7 @@
 //! `/status` and `gatehouse status` for a configuration with every kind of problem: the
 //! Gateway API conditions exactly, the generation and reload fields, and the tables.
 
-use crate::observability_support::*;
+use gatehouse_tests::observability::*;
 use gatehouse_tests::{ConfigDir, Echo, Gateway, gatehouse_bin, tls, unique_ip};
 use serde_json::Value;
 use std::net::SocketAddr;

@@ -1,16 +1,14 @@
-//! Shared by `observability.rs`: the admin listener's documents (`/metrics` parsed into
+//! Helpers for `observability.rs`: the admin listener's documents (`/metrics` parsed into
 //! samples, `/status` as JSON), waits on deadlines for counters and generations, atomic
 //! configuration rewrites with SIGHUP, configuration snippets, the "lab" (an HTTP, an HTTPS
 //! and a TLS passthrough listener with every kind of route) and traffic of every kind.
 
-#![allow(dead_code)]
-
-use gatehouse_tests::process::DEADLINE;
-use gatehouse_tests::tls::{
+use crate::process::DEADLINE;
+use crate::tls::{
     Ca, Https, KeyKind, Tap, Tls, TlsBackend, expect_rejected, https_listener, tcp, tls_listener,
     tls_route, tls_service,
 };
-use gatehouse_tests::{Client, ConfigDir, Echo, Gateway, Resp, unique_ip};
+use crate::{Client, ConfigDir, Echo, Gateway, Resp, unique_ip};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
