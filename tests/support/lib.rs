@@ -11,6 +11,7 @@ pub mod observability;
 pub mod peers;
 pub mod process;
 pub mod raw;
+pub mod reload;
 pub mod tcp;
 pub mod tls;
 pub mod vips;

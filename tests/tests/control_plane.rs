@@ -4,14 +4,12 @@
 //! `allowEmptyReload` apply it); a conf.d symlink loop is a located error; SIGTERM during a
 //! load that never ends exits within the grace.
 
-mod reload_support;
-
 use gatehouse_tests::raw::{exchange, metric};
-use gatehouse_tests::{ConfigDir, Echo, Gateway, text, unique_ip};
-use reload_support::{
-    Pki, eventually, generation, get_once, https_once, rejections, serial_of, wait_answer,
+use gatehouse_tests::reload::{
+    self, Pki, eventually, generation, get_once, https_once, rejections, serial_of, wait_answer,
     wait_applied_after, wait_rejected_after, write_in_place,
 };
+use gatehouse_tests::{ConfigDir, Echo, Gateway, text, unique_ip};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -252,7 +250,7 @@ async fn a_kubernetes_data_symlink_swap_of_a_secret_folder_is_served() {
     );
     // A Secret volume as the kubelet writes it: tls.crt -> ..data/tls.crt, ..data -> ..v1.
     let vol = tempfile::tempdir().expect("tempdir");
-    let version = |name: &str, leaf: &reload_support::Leaf| {
+    let version = |name: &str, leaf: &reload::Leaf| {
         let d = vol.path().join(name);
         std::fs::create_dir(&d).unwrap();
         std::fs::write(d.join("tls.crt"), &leaf.cert_pem).unwrap();
@@ -325,7 +323,7 @@ async fn a_slow_in_place_writer_is_never_applied_half() {
                 n += 1;
                 match get_once(addr, "app.test", "/").await {
                     Ok(r) if r.status == 200 => {}
-                    other => bad.push(reload_support::describe(&other)),
+                    other => bad.push(reload::describe(&other)),
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

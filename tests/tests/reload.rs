@@ -6,13 +6,11 @@
 //!
 //! Every Gateway runs on a loopback address of its own; nothing waits a fixed time.
 
-mod reload_support;
-
-use gatehouse_tests::{ConfigDir, Echo, Gateway, unique_ip};
-use reload_support::{
-    H1, Pki, applied_line, eventually, generation, https_once, rejections, rename_over, serial_of,
-    tls_connect, wait_answer, wait_applied_after, wait_rejected_after, write_in_place,
+use gatehouse_tests::reload::{
+    self, H1, Pki, applied_line, eventually, generation, https_once, rejections, rename_over,
+    serial_of, tls_connect, wait_answer, wait_applied_after, wait_rejected_after, write_in_place,
 };
+use gatehouse_tests::{ConfigDir, Echo, Gateway, unique_ip};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -398,5 +396,5 @@ async fn a_broken_file_is_rejected_whole_with_its_location_and_its_fix_is_applie
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_reloads_under_steady_load_fail_no_request() {
-    reload_support::soak::run().await;
+    reload::soak::run().await;
 }

@@ -1,16 +1,14 @@
-//! Helpers for `reload.rs`: certificates made at test time (one CA, leaves with chosen
+//! Helpers for `reload.rs` and `control_plane.rs`: certificates made at test time (one CA, leaves with chosen
 //! serials and SANs), a rustls client that reports the certificate it was shown, HTTP/1.1
 //! over any stream, file writes as editors make them, and waits on the gateway's log
 //! ("configuration applied generation=N", "configuration rejected") and on behaviour.
 
-#![allow(dead_code)]
-
 pub mod soak;
 
+use crate::client::REQUEST_TIMEOUT;
+use crate::process::DEADLINE;
+use crate::{Client, Gateway, Resp};
 use bytes::Bytes;
-use gatehouse_tests::client::REQUEST_TIMEOUT;
-use gatehouse_tests::process::DEADLINE;
-use gatehouse_tests::{Client, Gateway, Resp};
 use http_body_util::{BodyExt as _, Full};
 use hyper::StatusCode;
 use hyper::client::conn::http1;
@@ -35,6 +33,7 @@ const POLL: Duration = Duration::from_millis(20);
 // Certificates
 
 /// A test CA.
+#[derive(Debug)]
 pub struct Pki {
     params: CertificateParams,
     key: KeyPair,
@@ -48,6 +47,12 @@ pub struct Leaf {
     pub key_pem: String,
     pub der: CertificateDer<'static>,
     pub serial: u64,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Pki {
@@ -180,6 +185,7 @@ pub async fn tls_connect(
 }
 
 /// An HTTP/1.1 connection over any stream, kept alive across requests.
+#[derive(Debug)]
 pub struct H1 {
     sender: http1::SendRequest<Full<Bytes>>,
 }
@@ -250,7 +256,7 @@ pub fn echo_name(body: &[u8]) -> Option<String> {
 /// One GET over a new plaintext connection: the status and the echo backend that answered.
 pub async fn get_once(addr: SocketAddr, host: &str, path: &str) -> io::Result<Resp> {
     let mut c = Client::http1(addr);
-    let req = gatehouse_tests::client::build("GET", host, path, &[], Bytes::new(), false);
+    let req = crate::client::build("GET", host, path, &[], Bytes::new(), false);
     c.send(req).await
 }
 

@@ -14,8 +14,8 @@ use super::{
     rename_over, s_server_once, serial_of, tls_connect, wait_answer, wait_applied_after,
     wait_rejected_after, write_in_place,
 };
-use gatehouse_tests::process::DEADLINE;
-use gatehouse_tests::{ConfigDir, Echo, Gateway, unique_ip};
+use crate::process::DEADLINE;
+use crate::{ConfigDir, Echo, Gateway, unique_ip};
 use rustls::pki_types::CertificateDer;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
