@@ -26,12 +26,6 @@ pub enum KeyKind {
     RsaPkcs1,
 }
 
-impl KeyKind {
-    pub fn needs_openssl(self) -> bool {
-        !matches!(self, KeyKind::EcdsaP256Pkcs8 | KeyKind::Ed25519Pkcs8)
-    }
-}
-
 /// Why the `openssl` CLI cannot be used, if it cannot.
 pub fn openssl_missing() -> Option<String> {
     match Command::new("openssl").arg("version").output() {
@@ -145,7 +139,6 @@ impl std::fmt::Debug for Ca {
 #[derive(Debug, Clone)]
 pub struct Leaf {
     pub sans: Vec<String>,
-    pub kind: KeyKind,
     pub der: CertificateDer<'static>,
     pub cert_pem: String,
     pub key_pem: String,
@@ -182,7 +175,6 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         Leaf {
             sans,
-            kind,
             der: cert.der().clone(),
             cert_pem: cert.pem(),
             key_pem,
