@@ -1,6 +1,13 @@
 //! Helpers for the end-to-end tests: the real `gatehouse` binary run as a gateway and as echo
 //! backends on loopback addresses of their own, configuration directories, and an HTTP client
 //! (HTTP/1.1 and h2c with prior knowledge) that sets any Host.
+//!
+//! The support of one area is a module of its own, shared by the test binaries of that area
+//! rather than compiled into each: [`tls`] (test CA, rustls client, HTTPS, TLS backends),
+//! [`backend_tls`] (BackendTLSPolicy), [`conformance`] (the Gateway API conformance
+//! fixtures), [`observability`] (`/metrics`, `/status`, the observability lab), [`reload`]
+//! (live reconfiguration and its soak), [`vips`] (network namespaces, frame capture) and
+//! [`ha`] (keepalived boxes and their client).
 
 pub mod backend_tls;
 pub mod client;
