@@ -131,7 +131,7 @@ fn parse(line: &str) -> Option<Answer> {
     })
 }
 
-/// The child side: runs until killed, until [`LIFETIME`], or until nobody reads its output.
+/// The child side: runs until killed, until `LIFETIME`, or until nobody reads its output.
 pub fn client() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let iface = var(IFACE);

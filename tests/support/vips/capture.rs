@@ -69,7 +69,7 @@ impl Capture {
 }
 
 /// The child side: prints `FRAME <hex>` for every ARP and ICMPv6 NA frame on `iface` until
-/// killed (or [`CAPTURE_LIFETIME`]), or until nobody reads its output.
+/// killed (or `CAPTURE_LIFETIME`), or until nobody reads its output.
 pub fn capture(iface: &str) {
     let link = pnet_datalink::interfaces()
         .into_iter()
