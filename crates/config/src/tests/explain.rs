@@ -286,20 +286,10 @@ rules = [{ backendRefs = [{ name = "infra-backend-v2", port = 8080 }] }]
     assert!(e.listeners.is_empty());
 }
 
-/// Decides `GET /` for www.example.com with `random`, asserting explain agrees
-/// ([`super::agree::assert_explain_agrees`]), and explains it.
+/// Routes `GET /` for www.example.com with `random` ([`route_with`], which asserts explain
+/// agrees), and explains it.
 fn decided_and_explained(l: &Loaded, random: u64) -> (Option<String>, Explanation) {
-    let conn = plaintext(SocketAddr::from(([127, 0, 0, 1], 80)));
-    let req = Req::get("/");
-    let view = WithHost {
-        req: &req,
-        host: "www.example.com",
-    };
-    let d = decided(l, &conn, &view, random);
-    let got = match d.action {
-        Action::Forward(f) => Some(l.snapshot.services[f.service].key.name.clone()),
-        Action::Respond(s) => describe(&s),
-    };
+    let got = route_with(l, 80, "www.example.com", &Req::get("/"), random);
     (got, explained(l, &request("GET", "/", &[])))
 }
 
